@@ -1,0 +1,1 @@
+"""fxemu components: audio I/O, signal processing, default data and the audio ExampleGen."""

@@ -1,0 +1,198 @@
+"""Pure signal-processing functions (NumPy only, no TensorFlow).
+
+Conventions: audio is float32 in [-1, 1]; a *track* is a 1-D array ``[samples]``;
+multichannel audio is ``[samples, channels]``. Lengths and offsets are in samples.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+EPS = 1e-12
+
+
+# --- PCM <-> float -------------------------------------------------------------------
+
+def pcm_to_float(pcm: np.ndarray, bits: int) -> np.ndarray:
+  """Integer PCM -> float32 in [-1, 1).
+
+  Args:
+    pcm: integer samples, any shape. 8-bit PCM is unsigned (offset 128), wider is signed.
+      24-bit samples are expected already sign-extended into int32.
+    bits: bits per sample: 8, 16, 24 or 32.
+  Returns:
+    float32 array of the same shape; full scale is 2**(bits-1).
+  """
+  if bits == 8:
+    return (pcm.astype(np.float32) - 128.0) / 128.0
+  if bits not in (16, 24, 32):
+    raise ValueError(f'unsupported PCM bit depth: {bits}')
+  return (pcm.astype(np.float64) / float(2 ** (bits - 1))).astype(np.float32)
+
+
+def float_to_pcm(audio: np.ndarray, bits: int) -> np.ndarray:
+  """float in [-1, 1] -> integer PCM, rounded and clipped to the integer range.
+
+  Returns uint8 for 8 bits, int16 for 16, int32 (24-bit values) for 24, int32 for 32.
+  Round-trips exactly with :func:`pcm_to_float` for values produced by it.
+  """
+  scale = float(2 ** (bits - 1))
+  x = np.round(np.asarray(audio, dtype=np.float64) * scale)
+  x = np.clip(x, -scale, scale - 1)
+  if bits == 8:
+    return (x + 128).astype(np.uint8)
+  if bits == 16:
+    return x.astype(np.int16)
+  if bits in (24, 32):
+    return x.astype(np.int32)
+  raise ValueError(f'unsupported PCM bit depth: {bits}')
+
+
+# --- Windowing and overlap-add -------------------------------------------------------
+
+def window_starts(num_samples: int, window: int, hop: int, pad_end: bool = False) -> np.ndarray:
+  """Start offsets (samples) of windows of length ``window`` every ``hop`` samples.
+
+  Without ``pad_end`` only windows that fit wholly inside the signal are returned.
+  With ``pad_end`` windows continue until every sample is covered (the last ones run
+  past the end and must be zero-padded).
+  Returns int64 ``[num_windows]``.
+  """
+  if window <= 0 or hop <= 0:
+    raise ValueError('window and hop must be positive')
+  if pad_end:
+    if num_samples <= 0:
+      return np.zeros([0], np.int64)
+    count = max(1, -(-(num_samples - window) // hop) + 1) if num_samples > window else 1
+    return np.arange(count, dtype=np.int64) * hop
+  if num_samples < window:
+    return np.zeros([0], np.int64)
+  return np.arange((num_samples - window) // hop + 1, dtype=np.int64) * hop
+
+
+def frame(signal: np.ndarray, starts: np.ndarray, window: int, context: int = 0) -> np.ndarray:
+  """Cut windows out of a track, zero-padding wherever they run outside it.
+
+  Args:
+    signal: ``[samples]``.
+    starts: ``[num_windows]`` start offsets of the window centres' regions.
+    window: window length in samples.
+    context: extra samples taken on each side of every window.
+  Returns:
+    ``[num_windows, window + 2 * context]``; row i covers
+    ``signal[starts[i] - context : starts[i] + window + context]``.
+  """
+  signal = np.asarray(signal)
+  length = window + 2 * context
+  if len(starts) == 0:
+    return np.zeros([0, length], signal.dtype)
+  lo = int(min(0, starts.min() - context))
+  hi = int(max(len(signal), starts.max() + window + context))
+  padded = np.zeros([hi - lo], signal.dtype)
+  padded[-lo:-lo + len(signal)] = signal
+  index = (np.asarray(starts, np.int64) - context - lo)[:, None] + np.arange(length)[None, :]
+  return padded[index]
+
+
+def overlap_add(frames: np.ndarray, starts: np.ndarray, num_samples: int,
+                normalize: bool = True) -> np.ndarray:
+  """Overlap-add windows back into a track.
+
+  Args:
+    frames: ``[num_windows, window]``.
+    starts: ``[num_windows]`` start offsets.
+    num_samples: length of the output track.
+    normalize: divide each sample by the number of windows covering it, so that
+      ``overlap_add(frame(x, s, w), s, len(x))`` reconstructs ``x`` wherever covered.
+  Returns:
+    ``[num_samples]`` float track (uncovered samples are 0).
+  """
+  frames = np.asarray(frames)
+  window = frames.shape[1] if frames.ndim == 2 else 0
+  out = np.zeros([num_samples + window], np.float64)
+  count = np.zeros([num_samples + window], np.float64)
+  for start, row in zip(np.asarray(starts, np.int64), frames):
+    out[start:start + window] += row
+    count[start:start + window] += 1.0
+  out, count = out[:num_samples], count[:num_samples]
+  if normalize:
+    out = np.where(count > 0, out / np.maximum(count, 1.0), 0.0)
+  return out.astype(frames.dtype if frames.size else np.float32)
+
+
+# --- Error measures ------------------------------------------------------------------
+
+def esr(target: np.ndarray, prediction: np.ndarray) -> float:
+  """Error-to-signal ratio  sum((y - y_hat)^2) / sum(y^2)  (dimensionless, 0 = perfect)."""
+  target = np.asarray(target, np.float64)
+  prediction = np.asarray(prediction, np.float64)
+  return float(np.sum((target - prediction) ** 2) / max(np.sum(target ** 2), EPS))
+
+
+def to_db(ratio: float) -> float:
+  """Power ratio -> decibels (10 log10), with a floor at -300 dB."""
+  return float(10.0 * np.log10(max(ratio, 1e-30)))
+
+
+def esr_db(target: np.ndarray, prediction: np.ndarray) -> float:
+  """ESR in dB."""
+  return to_db(esr(target, prediction))
+
+
+def rmse(target: np.ndarray, prediction: np.ndarray) -> float:
+  """Root-mean-square error (full-scale units)."""
+  diff = np.asarray(target, np.float64) - np.asarray(prediction, np.float64)
+  return float(np.sqrt(np.mean(diff ** 2))) if diff.size else 0.0
+
+
+# --- Alignment -----------------------------------------------------------------------
+
+def estimate_latency(dry: np.ndarray, wet: np.ndarray, max_lag: int) -> int:
+  """Lag (samples) by which ``wet`` trails ``dry``, from the peak of their cross-correlation.
+
+  Positive means wet is late. Searches lags in ``[-max_lag, max_lag]`` using FFTs.
+  """
+  dry = np.asarray(dry, np.float64)
+  wet = np.asarray(wet, np.float64)
+  n = len(dry) + len(wet)
+  size = 1 << int(np.ceil(np.log2(max(n, 2))))
+  spectrum = np.fft.rfft(wet, size) * np.conj(np.fft.rfft(dry, size))
+  xcorr = np.fft.irfft(spectrum, size)
+  lags = np.concatenate([np.arange(0, max_lag + 1), np.arange(-max_lag, 0)])
+  values = np.abs(xcorr[lags % size])
+  return int(lags[int(np.argmax(values))])
+
+
+# --- Linear reference ----------------------------------------------------------------
+
+def fit_fir(dry_tracks, wet_tracks, taps: int, delay: int = 0, ridge: float = 1e-8) -> np.ndarray:
+  """Least-squares FIR filter h (``[taps]``) minimising sum ||wet - h * dry||^2.
+
+  The filter may look ``delay`` samples ahead (non-causal part): output sample t uses
+  dry[t + delay - taps + 1 .. t + delay]. Solved from the normal equations built with
+  FFT-based correlations, so it is fast for long signals.
+  """
+  r = np.zeros([taps], np.float64)       # autocorrelation of dry, lags 0..taps-1
+  p = np.zeros([taps], np.float64)       # cross-correlation wet/dry at lags delay-k
+  for dry, wet in zip(dry_tracks, wet_tracks):
+    dry = np.asarray(dry, np.float64)
+    wet = np.asarray(wet, np.float64)
+    n = len(dry)
+    size = 1 << int(np.ceil(np.log2(2 * n + taps + abs(delay))))
+    d = np.fft.rfft(dry, size)
+    auto = np.fft.irfft(d * np.conj(d), size)
+    r += auto[:taps]
+    cross = np.fft.irfft(np.fft.rfft(wet, size) * np.conj(d), size)
+    lags = np.arange(taps) - delay   # wet[t] ~ sum_k h[k] dry[t - k + delay]
+    p += cross[lags % size]
+  idx = np.abs(np.arange(taps)[:, None] - np.arange(taps)[None, :])
+  matrix = r[idx]
+  matrix[np.diag_indices(taps)] += ridge * max(r[0], EPS)
+  return np.linalg.solve(matrix, p)
+
+
+def apply_fir(dry: np.ndarray, fir: np.ndarray, delay: int = 0) -> np.ndarray:
+  """Filter a track with ``fir`` (as fitted by :func:`fit_fir`); same length as ``dry``."""
+  dry = np.asarray(dry, np.float64)
+  full = np.convolve(dry, fir)
+  return full[delay:delay + len(dry)].astype(np.float32) if delay >= 0 else \
+      np.concatenate([np.zeros(-delay), full])[:len(dry)].astype(np.float32)

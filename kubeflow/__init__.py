@@ -1,0 +1,1 @@
+"""fxemu kubeflow package."""

@@ -1,0 +1,1 @@
+"""fxemu schema package."""

@@ -1,0 +1,1 @@
+"""fxemu trainer package."""
