@@ -1,0 +1,291 @@
+"""AudioExampleGen: a TFX component that turns dry/wet WAV pairs into windowed tf.Examples.
+
+For every ``EFFECT - pre|post - NAME.wav`` pair under ``input_base`` it decodes both
+sides (tensorflow-io), converts PCM to float32 in [-1, 1], splits stereo into mono
+tracks, checks the pair, optionally aligns the wet side in time, cuts windows (see
+:mod:`components.split_plan`) and writes GZIP TFRecords of tf.Example into the standard
+``Split-train``, ``Split-eval`` and ``Split-test`` folders of an ``Examples`` artifact,
+so StatisticsGen, ExampleValidator, Trainer and Evaluator consume it unchanged.
+
+Example features: ``dry`` (float, window + 2 * context samples), ``wet`` (float, window
+samples, aligned with the centre of ``dry``), ``source`` (NAME), ``effect``, ``channel``,
+``offset`` (sample index of ``wet[0]`` in its track) and ``sample_rate``.
+
+Nothing is written until every pair has passed the header checks, and the splits are
+written to a staging folder that is moved into place only when the whole Beam pipeline
+has succeeded: a bad file never leaves a half-written artifact.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List
+
+import apache_beam as beam
+import numpy as np
+import tensorflow as tf
+from tfx import types
+from tfx.components.util import examples_utils
+from tfx.dsl.components.base import base_beam_component
+from tfx.dsl.components.base import base_beam_executor
+from tfx.dsl.components.base import executor_spec
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils
+from tfx.types import standard_artifacts
+from tfx.types.component_spec import ChannelParameter
+from tfx.types.component_spec import ExecutionParameter
+
+from components import dsp
+from components import pairs as pairs_lib
+from components import split_plan
+from components import wav
+from components.example_codec import encode_example
+
+EXAMPLES_KEY = 'examples'
+SUMMARY_PROPERTY = 'fxemu_summary'
+SUMMARY_FILE = 'fxemu_summary.json'
+
+
+class AudioExampleGenSpec(types.ComponentSpec):
+  """Parameters of :class:`AudioExampleGen` (lengths in samples)."""
+  PARAMETERS = {
+      'input_base': ExecutionParameter(type=str),
+      'effect': ExecutionParameter(type=str, optional=True),
+      'sample_rate': ExecutionParameter(type=int),
+      'window_samples': ExecutionParameter(type=int),
+      'hop_samples': ExecutionParameter(type=int),
+      'context_samples': ExecutionParameter(type=int),
+      'block_samples': ExecutionParameter(type=int),
+      'eval_period': ExecutionParameter(type=int),
+      'test_patterns': ExecutionParameter(type=str),
+      'test_tail': ExecutionParameter(type=float),
+      'align': ExecutionParameter(type=int, optional=True),
+      'max_latency_samples': ExecutionParameter(type=int, optional=True),
+      # Changes when the input files change, so that TFX's cache is not reused.
+      'input_fingerprint': ExecutionParameter(type=str, optional=True),
+  }
+  INPUTS = {}
+  OUTPUTS = {EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples)}
+
+
+class AudioDataError(ValueError):
+  """The input directory cannot be turned into examples; the message says why and where."""
+
+
+def input_fingerprint(input_base: str, effect: str = '') -> str:
+  """Names, sizes and modification times of the WAV files of ``input_base`` (or '')."""
+  try:
+    entries = []
+    for name in sorted(tf.io.gfile.listdir(input_base)):
+      parsed = pairs_lib.parse_file_name(name)
+      if parsed and (not effect or parsed[0] == effect):
+        stat = tf.io.gfile.stat(os.path.join(input_base, name))
+        entries.append(f'{name}:{stat.length}:{stat.mtime_nsec}')
+    return _stable_hash('|'.join(entries))
+  except tf.errors.OpError:
+    return ''
+
+
+def _stable_hash(text: str) -> str:
+  import hashlib
+  return hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]
+
+
+def _window_spec(props: Dict[str, Any]) -> split_plan.WindowSpec:
+  return split_plan.WindowSpec(
+      window=int(props['window_samples']), hop=int(props['hop_samples']),
+      context=int(props['context_samples']), block=int(props['block_samples']),
+      eval_period=int(props['eval_period']), test_tail=float(props['test_tail']))
+
+
+def _test_patterns(props: Dict[str, Any]) -> List[str]:
+  return [p.strip() for p in str(props['test_patterns']).split(',') if p.strip()]
+
+
+def plan_pairs(props: Dict[str, Any]):
+  """Finds and checks every pair from headers only; returns (jobs, summary).
+
+  Raises:
+    AudioDataError: listing every problem found (all files are checked first).
+  """
+  try:
+    found = pairs_lib.find_pairs(props['input_base'], props.get('effect') or None)
+  except pairs_lib.PairError as e:
+    raise AudioDataError(str(e)) from e
+  spec = _window_spec(props)
+  patterns = _test_patterns(props)
+  align = bool(props.get('align'))
+  problems, jobs, files = [], [], []
+  counts = {split: 0 for split in split_plan.SPLITS}
+  for pair in found:
+    try:
+      pre, post = wav.read_info(pair.pre_path), wav.read_info(pair.post_path)
+    except wav.AudioFileError as e:
+      problems.append(str(e))
+      continue
+    pair_problems = pairs_lib.check_pair(pair, pre, post, int(props['sample_rate']),
+                                         allow_length_mismatch=align)
+    if pair_problems:
+      problems.extend(pair_problems)
+      continue
+    is_test = pairs_lib.matches_any(pair.name, patterns)
+    num_frames = min(pre.num_frames, post.num_frames)
+    plan = split_plan.plan_track(num_frames, is_test, spec)
+    for split in split_plan.SPLITS:
+      counts[split] += len(plan[split]) * pre.channels
+    jobs.append({'effect': pair.effect, 'name': pair.name, 'pre': pair.pre_path,
+                 'post': pair.post_path, 'is_test': is_test})
+    files.append({'effect': pair.effect, 'name': pair.name, 'test': is_test,
+                  'channels': pre.channels, 'seconds': round(pre.duration, 3),
+                  'pre_frames': pre.num_frames, 'post_frames': post.num_frames,
+                  'windows': {s: int(len(plan[s])) * pre.channels for s in split_plan.SPLITS}})
+  if problems:
+    raise AudioDataError('cannot make examples from ' + props['input_base'] + ':\n  ' +
+                         '\n  '.join(problems))
+  if not any(j['is_test'] for j in jobs):
+    raise AudioDataError(f'{props["input_base"]}: no test recording: no pair NAME matches '
+                         f'{", ".join(patterns)} (set --test-pattern)')
+  for split in split_plan.SPLITS:
+    if counts[split] == 0:
+      raise AudioDataError(
+          f'{props["input_base"]}: the {split} split would be empty: the recordings are '
+          f'too short for {spec.window}-sample windows in {spec.block}-sample blocks '
+          '(use shorter --window-seconds / --block-seconds or longer recordings)')
+  summary = {'input_base': props['input_base'], 'effect': props.get('effect') or '',
+             'sample_rate': int(props['sample_rate']), 'window_samples': spec.window,
+             'hop_samples': spec.hop, 'context_samples': spec.context,
+             'block_samples': spec.block, 'eval_period': spec.eval_period,
+             'test_tail': spec.test_tail, 'test_patterns': patterns,
+             'windows': counts, 'files': files}
+  return jobs, summary
+
+
+def load_tracks(job: Dict[str, Any], align: bool, max_latency: int):
+  """Decodes one pair; returns (dry, wet, latency): float32 ``[frames, channels]`` each."""
+  dry, _ = wav.read_wav(job['pre'])
+  wet, _ = wav.read_wav(job['post'])
+  latency = 0
+  if align:
+    n = min(len(dry), len(wet))
+    latency = dsp.estimate_latency(dry[:n].mean(axis=1), wet[:n].mean(axis=1), max_latency)
+    if latency > 0:
+      wet = wet[latency:]
+    elif latency < 0:
+      dry = dry[-latency:]
+  n = min(len(dry), len(wet))
+  return dry[:n], wet[:n], latency
+
+
+class _PairToExamples(beam.DoFn):
+  """pair job -> (split, serialized tf.Example) for every window of every channel."""
+
+  def __init__(self, spec: split_plan.WindowSpec, sample_rate: int, align: bool,
+               max_latency: int):
+    self._spec = spec
+    self._sample_rate = sample_rate
+    self._align = align
+    self._max_latency = max_latency
+    self._windows = beam.metrics.Metrics.counter('fxemu', 'windows')
+
+  def process(self, job):
+    dry, wet, latency = load_tracks(job, self._align, self._max_latency)
+    if self._align:
+      yield beam.pvalue.TaggedOutput('latency', (job['effect'], job['name'], latency))
+    spec = self._spec
+    plan = split_plan.plan_track(len(dry), job['is_test'], spec)
+    for channel in range(dry.shape[1]):
+      dry_track, wet_track = dry[:, channel], wet[:, channel]
+      for split, starts in plan.items():
+        if not len(starts):
+          continue
+        dry_windows = dsp.frame(dry_track, starts, spec.window, spec.context)
+        wet_windows = dsp.frame(wet_track, starts, spec.window)
+        for start, d, w in zip(starts, dry_windows, wet_windows):
+          self._windows.inc()
+          yield split, encode_example(
+              floats={'dry': d, 'wet': w},
+              ints={'channel': channel, 'offset': int(start), 'sample_rate': self._sample_rate},
+              strings={'source': job['name'], 'effect': job['effect']})
+
+
+def _split_index(element, num_partitions):
+  del num_partitions
+  return split_plan.SPLITS.index(element[0])
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+  """Runs :class:`_PairToExamples` on Beam and publishes the splits atomically."""
+
+  def Do(self, input_dict, output_dict, exec_properties):
+    self._log_startup(input_dict, output_dict, exec_properties)
+    examples = artifact_utils.get_single_instance(output_dict[EXAMPLES_KEY])
+    jobs, summary = plan_pairs(exec_properties)
+    spec = _window_spec(exec_properties)
+    align = bool(exec_properties.get('align'))
+    max_latency = int(exec_properties.get('max_latency_samples') or 0) or spec.window // 2
+    staging = os.path.join(examples.uri, '.staging')
+    if tf.io.gfile.exists(staging):
+      tf.io.gfile.rmtree(staging)
+    try:
+      with self._make_beam_pipeline() as pipeline:
+        outputs = (pipeline
+                   | 'Pairs' >> beam.Create(jobs)
+                   | 'Distribute' >> beam.Reshuffle()
+                   | 'Window' >> beam.ParDo(_PairToExamples(
+                       spec, int(exec_properties['sample_rate']), align, max_latency))
+                   .with_outputs('latency', main='examples'))
+        by_split = outputs.examples | 'BySplit' >> beam.Partition(
+            _split_index, len(split_plan.SPLITS))
+        for index, split in enumerate(split_plan.SPLITS):
+          _ = (by_split[index]
+               | f'Values[{split}]' >> beam.Values()
+               | f'Write[{split}]' >> beam.io.WriteToTFRecord(
+                   os.path.join(staging, f'Split-{split}', 'data_tfrecord'),
+                   file_name_suffix='.gz',
+                   compression_type=beam.io.filesystem.CompressionTypes.GZIP))
+        if align:
+          _ = (outputs.latency
+               | 'Latencies' >> beam.combiners.ToList()
+               | 'WriteLatencies' >> beam.Map(_write_json, os.path.join(staging, 'latency.json')))
+      if align:
+        with tf.io.gfile.GFile(os.path.join(staging, 'latency.json')) as f:
+          summary['latency_samples'] = {f'{e} - {n}': lag for e, n, lag in json.load(f)}
+        tf.io.gfile.remove(os.path.join(staging, 'latency.json'))
+      for split in split_plan.SPLITS:
+        tf.io.gfile.rename(os.path.join(staging, f'Split-{split}'),
+                           os.path.join(examples.uri, f'Split-{split}'), overwrite=True)
+    finally:
+      if tf.io.gfile.exists(staging):
+        tf.io.gfile.rmtree(staging)
+    examples.split_names = artifact_utils.encode_split_names(list(split_plan.SPLITS))
+    examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
+    text = json.dumps(summary, sort_keys=True)
+    examples.set_string_custom_property(SUMMARY_PROPERTY, text)
+    with tf.io.gfile.GFile(os.path.join(examples.uri, SUMMARY_FILE), 'w') as f:
+      f.write(text)
+
+
+def _write_json(value, path):
+  with tf.io.gfile.GFile(path, 'w') as f:
+    json.dump(value, f)
+
+
+class AudioExampleGen(base_beam_component.BaseBeamComponent):
+  """Dry/wet WAV pairs -> windowed tf.Examples in train/eval/test splits."""
+  SPEC_CLASS = AudioExampleGenSpec
+  EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+  def __init__(self, input_base: str, sample_rate: int, window_samples: int,
+               hop_samples: int, context_samples: int, block_samples: int,
+               eval_period: int, test_patterns: str, test_tail: float = 1.0,
+               effect: str = '', align: bool = False, max_latency_samples: int = 0,
+               input_fingerprint: str = ''):
+    spec = AudioExampleGenSpec(
+        input_base=input_base, effect=effect, sample_rate=sample_rate,
+        window_samples=window_samples, hop_samples=hop_samples,
+        context_samples=context_samples, block_samples=block_samples,
+        eval_period=eval_period, test_patterns=test_patterns, test_tail=test_tail,
+        align=int(align), max_latency_samples=max_latency_samples,
+        input_fingerprint=input_fingerprint,
+        examples=types.Channel(type=standard_artifacts.Examples))
+    super().__init__(spec=spec)

@@ -1,0 +1,208 @@
+"""The ``fxemu`` command line.
+
+    fxemu synth [--out DIR]        make the default data set (dry signals + effect presets)
+    fxemu run [options]            run the whole pipeline locally and print the results
+
+``fxemu COMMAND --help`` explains every option.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from typing import List, Optional
+
+
+def _quiet(verbose: bool) -> None:
+  """TF/TFX/Beam logging: warnings and errors only, unless -v."""
+  os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+  if not verbose:
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    import warnings
+    warnings.filterwarnings('ignore')
+  import logging
+  import absl.logging
+  level = logging.INFO if verbose else logging.WARNING
+  absl.logging.set_verbosity(absl.logging.INFO if verbose else absl.logging.WARNING)
+  logging.getLogger().setLevel(level)
+  for name in ('apache_beam', 'tensorflow', 'tfx', 'ml_metadata'):
+    logging.getLogger(name).setLevel(level)
+
+
+TRAIN_FIELDS_SET_BY_PIPELINE = ('window_samples', 'context_samples', 'sample_rate')
+
+# --- dataclass <-> flags ---------------------------------------------------------------
+
+def _flag(name: str) -> str:
+  return '--' + name.replace('_', '-')
+
+
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls, title: str,
+                        skip=()) -> None:
+  """One flag per field of ``cls`` (except ``skip``), with its help text and default."""
+  group = parser.add_argument_group(title)
+  for field in dataclasses.fields(cls):
+    if field.name in skip:
+      continue
+    default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+    help_text = field.metadata.get('help', '')
+    choices = field.metadata.get('choices')
+    if isinstance(default, bool):
+      group.add_argument(_flag(field.name), dest=field.name, default=None,
+                         action=argparse.BooleanOptionalAction,
+                         help=f'{help_text} (default: {default})')
+    else:
+      kind = type(default) if default is not None else str
+      group.add_argument(_flag(field.name), dest=field.name, type=kind, default=None,
+                         choices=choices, metavar=field.name.upper(),
+                         help=f'{help_text} (default: {default!r})')
+
+
+def dataclass_from_flags(cls, args: argparse.Namespace):
+  """An instance of ``cls`` with every flag the user gave, defaults elsewhere."""
+  given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+           if getattr(args, f.name, None) is not None}
+  return cls(**given)
+
+
+# --- commands ----------------------------------------------------------------------------
+
+def _synth(args) -> int:
+  from components import synth
+  effects = [e.strip() for e in args.effects.split(',') if e.strip()]
+  paths = synth.synthesize(args.out, effects=effects, plugin=args.plugin,
+                           seed=args.seed, progress=not args.quiet,
+                           **({'seconds_per_signal': args.seconds} if args.seconds else {}),
+                           **({'piano_seconds': args.piano_seconds} if args.piano_seconds else {}))
+  print(f'wrote {len(paths)} files to {args.out}')
+  return 0
+
+
+def ensure_default_data(config) -> None:
+  """Makes the default data set in OUTPUT_DIR/data when no data directory was given."""
+  if config.data_dir:
+    return
+  from components import pairs as pairs_lib
+  from components import synth
+  try:
+    pairs_lib.find_pairs(config.data_path, config.effect)
+    return
+  except pairs_lib.PairError:
+    pass
+  if config.effect not in synth.effects.PRESETS:
+    raise SystemExit(f'fxemu: no data for effect {config.effect!r} in {config.data_path}, and '
+                     f'it is not a built-in preset ({", ".join(sorted(synth.effects.PRESETS))}); '
+                     'pass --data-dir')
+  print(f'making the default data set in {config.data_path} ...', flush=True)
+  synth.synthesize(config.data_path, effects=sorted(synth.effects.PRESETS))
+
+
+def _format_db(value: Optional[float]) -> str:
+  return '   n/a' if value is None else f'{value:+7.2f}'
+
+
+def print_run_summary(config, result) -> None:
+  """The stages with durations, test metrics next to output = input, and where it went."""
+  print('\nstages:')
+  for stage in result.stages:
+    print(f'  {stage.name:32s} {stage.state:9s} {stage.seconds:7.1f} s')
+  overall = result.metrics.get('overall', {})
+  if overall:
+    print(f'\ntest metrics ({config.effect}, test split, all files):')
+    print(f'  {"":22s} {"ESR (dB)":>9s} {"RMSE":>9s}')
+    print(f'  {"model":22s} {_format_db(overall.get("esr_db")):>9s} '
+          f'{overall.get("rmse", float("nan")):9.5f}')
+    print(f'  {"identity (out = in)":22s} {_format_db(overall.get("identity_esr_db")):>9s} '
+          f'{overall.get("identity_rmse", float("nan")):9.5f}')
+    per_file = {k: v for k, v in result.metrics.items()
+                if k.startswith('source=') and ',' not in k}
+    for name, values in sorted(per_file.items()):
+      print(f'    {name:20s} {_format_db(values.get("esr_db")):>9s} '
+            f'{values.get("rmse", float("nan")):9.5f}   '
+            f'(identity {_format_db(values.get("identity_esr_db")).strip()} dB)')
+  print(f'\nmodel blessed: {result.blessed}')
+  if result.pushed:
+    print(f'model pushed to: {result.pushed_destination}')
+  else:
+    print(f'model NOT pushed (serving directory unchanged: {config.serving_path})')
+
+
+def _run(args) -> int:
+  from pipeline import local_runner
+  from pipeline import results
+  from pipeline.configs import PipelineConfig
+  from trainer.config import TrainConfig
+  config = dataclass_from_flags(PipelineConfig, args)
+  train = dataclass_from_flags(TrainConfig, args)
+  ensure_default_data(config)
+  print(f'running pipeline {config.pipeline_name} on {config.data_path} '
+        f'(artifacts in {config.pipeline_root})', flush=True)
+  start = time.time()
+  failure = None
+  try:
+    local_runner.run(config, train)
+  except Exception as e:  # pylint: disable=broad-except
+    failure = e
+  try:
+    result = results.read_run(config.metadata_path, config.pipeline_name)
+    print_run_summary(config, result)
+  except Exception as e:  # pylint: disable=broad-except
+    if failure is None:
+      raise
+    print(f'(no results to show: {e})', file=sys.stderr)
+  if failure is not None:
+    print(f'\nfxemu: the pipeline failed: {failure}', file=sys.stderr)
+    return 1
+  print(f'\ndone in {time.time() - start:.0f} s')
+  return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+  from pipeline.configs import PipelineConfig
+  from trainer.config import TrainConfig
+  parser = argparse.ArgumentParser(
+      prog='fxemu', description='Learn an audio effect from dry/wet recordings and serve it.')
+  parser.add_argument('-v', '--verbose', action='store_true',
+                      help='show TensorFlow, TFX and Beam logging')
+  commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+
+  synth = commands.add_parser(
+      'synth', help='make the default data set',
+      description='Write dry training signals (sine, square, saw, poly-saw, triangle sweeps), '
+      'a piano test piece rendered from MIDI, and their wet versions through each effect, '
+      'as "EFFECT - pre|post - NAME.wav" (16-bit stereo 44.1 kHz).')
+  synth.add_argument('--out', default=os.path.join('work', 'data'), help='output directory')
+  synth.add_argument('--effects', default='lowpass,overdrive,compressor',
+                     help='comma-separated effect presets to render')
+  synth.add_argument('--plugin', default=None,
+                     help='path of a VST3/AU plugin to render as an extra effect')
+  synth.add_argument('--seconds', type=float, default=None,
+                     help='length of each synthetic training signal, s')
+  synth.add_argument('--piano-seconds', type=float, default=None,
+                     help='length of the piano test piece, s')
+  synth.add_argument('--seed', type=int, default=0, help='random seed (same seed, same files)')
+  synth.add_argument('--quiet', action='store_true', help='no progress bar')
+  synth.set_defaults(func=_synth)
+
+  run = commands.add_parser(
+      'run', help='run the pipeline locally',
+      description='Run the whole TFX pipeline with LocalDagRunner and the Beam DirectRunner: '
+      'make examples, check them, train, evaluate on the test recordings, push if blessed.')
+  add_dataclass_flags(run, PipelineConfig, 'data and pipeline')
+  # The window geometry comes from the data flags (seconds), not from samples.
+  add_dataclass_flags(run, TrainConfig, 'model and training', skip=TRAIN_FIELDS_SET_BY_PIPELINE)
+  run.set_defaults(func=_run)
+  return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  verbose = '-v' in (argv or sys.argv[1:]) or '--verbose' in (argv or sys.argv[1:])
+  _quiet(verbose)
+  args = build_parser().parse_args(argv)
+  return args.func(args)
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,127 @@
+"""The fxemu TFX pipeline: WAV pairs -> examples -> checked data -> model -> gate -> push.
+
+    AudioExampleGen -> StatisticsGen -> ExampleValidator (ImportSchemaGen) -> AnomaliesGate
+                    -> Trainer -> Evaluator (TFMA, vs. last blessed model) -> Pusher
+
+The same DAG runs locally (LocalDagRunner, Beam DirectRunner) and on Kubeflow Pipelines
+(KubeflowV2DagRunner); only the runner and the Beam args differ.
+"""
+from __future__ import annotations
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from components.anomalies_gate import AnomaliesGate
+from components.audio_example_gen import AudioExampleGen
+from components.audio_example_gen import input_fingerprint
+from components.split_plan import eval_period_for
+from pipeline.configs import PipelineConfig
+from schema import SCHEMA_PATH
+from trainer.config import TrainConfig
+
+TRAINER_RUN_FN = 'trainer.model.run_fn'
+METRICS_MODULE = 'trainer.metrics'
+METRICS_CLASS = 'AudioErrorMetrics'
+SERVING_EXAMPLES_SIGNATURE = 'serving_examples'
+
+
+def train_config_for(config: PipelineConfig, train: TrainConfig) -> TrainConfig:
+  """The Trainer's settings with the window geometry taken from the pipeline config."""
+  values = train.to_custom_config()
+  values.update(window_samples=config.samples(config.window_seconds),
+                context_samples=config.samples(config.context_seconds),
+                sample_rate=config.sample_rate)
+  return TrainConfig.from_custom_config(values)
+
+
+def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
+  """TFMA settings: ESR/RMSE on the test split, sliced by file and channel, with the gate.
+
+  Blessed only if (1) ESR <= ``esr_threshold_db``, (2) ESR is lower than output = input
+  (the identity baseline) and (3) ESR is at most ``max_regression_db`` worse than the last
+  blessed model's (this one is skipped while there is no blessed model yet).
+  """
+  def upper(bound):
+    return tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(upper_bound={'value': bound}))
+
+  esr_threshold = upper(config.esr_threshold_db)
+  esr_threshold.change_threshold.CopyFrom(tfma.GenericChangeThreshold(
+      direction=tfma.MetricDirection.LOWER_IS_BETTER,
+      absolute={'value': config.max_regression_db}))
+  return tfma.EvalConfig(
+      model_specs=[
+          tfma.ModelSpec(signature_name=SERVING_EXAMPLES_SIGNATURE, label_key='wet',
+                         prediction_key='wet'),
+          tfma.ModelSpec(name='baseline', signature_name=SERVING_EXAMPLES_SIGNATURE,
+                         label_key='wet', prediction_key='wet', is_baseline=True),
+      ],
+      slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=['source']),
+                     tfma.SlicingSpec(feature_keys=['source', 'channel'])],
+      metrics_specs=[tfma.MetricsSpec(
+          metrics=[tfma.MetricConfig(class_name=METRICS_CLASS, module=METRICS_MODULE)],
+          thresholds={'esr_db': esr_threshold, 'esr_db_vs_identity': upper(0.0)})])
+
+
+def create_pipeline(config: PipelineConfig, train: TrainConfig,
+                    metadata_connection_config=None) -> tfx.dsl.Pipeline:
+  """Builds the DAG for one effect. ``train`` holds the model/training settings.
+
+  ``metadata_connection_config`` is the local runner's ML Metadata store (None on
+  Kubeflow, where the cluster provides it).
+  """
+  train = train_config_for(config, train)
+  example_gen = AudioExampleGen(
+      input_base=config.data_path, effect=config.effect, sample_rate=config.sample_rate,
+      window_samples=config.samples(config.window_seconds),
+      hop_samples=config.samples(config.hop_seconds),
+      context_samples=config.samples(config.context_seconds),
+      block_samples=config.samples(config.block_seconds),
+      eval_period=eval_period_for(config.eval_fraction),
+      test_patterns=','.join(config.test_patterns), test_tail=config.test_tail,
+      align=config.align, max_latency_samples=config.samples(config.max_latency_seconds),
+      input_fingerprint=input_fingerprint(config.data_path, config.effect))
+  statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
+  schema_gen = tfx.components.ImportSchemaGen(schema_file=SCHEMA_PATH)
+  example_validator = tfx.components.ExampleValidator(
+      statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
+  anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs['anomalies'])
+
+  trainer = tfx.components.Trainer(
+      run_fn=TRAINER_RUN_FN,
+      examples=example_gen.outputs['examples'],
+      schema=schema_gen.outputs['schema'],
+      train_args=tfx.proto.TrainArgs(splits=['train'], num_steps=config.train_steps),
+      eval_args=tfx.proto.EvalArgs(splits=['eval'], num_steps=None),
+      custom_config=train.to_custom_config())
+  trainer.add_upstream_node(anomalies_gate)
+
+  model_resolver = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+  ).with_id('latest_blessed_model_resolver')
+
+  evaluator = tfx.components.Evaluator(
+      examples=example_gen.outputs['examples'],
+      model=trainer.outputs['model'],
+      baseline_model=model_resolver.outputs['model'],
+      eval_config=eval_config(config),
+      example_splits=['test'])
+
+  pusher = tfx.components.Pusher(
+      model=trainer.outputs['model'],
+      model_blessing=evaluator.outputs['blessing'],
+      push_destination=tfx.proto.PushDestination(
+          filesystem=tfx.proto.PushDestination.Filesystem(
+              base_directory=config.serving_path)))
+
+  components = [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate,
+                trainer, model_resolver, evaluator, pusher]
+  return tfx.dsl.Pipeline(
+      pipeline_name=config.pipeline_name,
+      pipeline_root=config.pipeline_root,
+      components=components,
+      enable_cache=config.enable_cache,
+      metadata_connection_config=metadata_connection_config,
+      beam_pipeline_args=config.beam_pipeline_args)

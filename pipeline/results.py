@@ -1,0 +1,107 @@
+"""What a pipeline run produced, read back from ML Metadata: stages, metrics, blessing, push."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, List, Optional
+
+from tfx import v1 as tfx
+from tfx.orchestration import metadata
+
+METRIC_KEYS = ('esr', 'esr_db', 'rmse', 'identity_esr_db', 'identity_rmse',
+               'esr_db_vs_identity')
+
+
+@dataclasses.dataclass
+class Stage:
+  name: str
+  state: str          # 'complete', 'cached', 'failed', 'running', ...
+  seconds: float
+
+
+@dataclasses.dataclass
+class RunResult:
+  stages: List[Stage]
+  metrics: Dict[str, Dict[str, float]]     # slice name ('overall', 'source=piano', ...) -> key -> value
+  blessed: Optional[bool]
+  pushed: Optional[bool]
+  pushed_destination: str
+  model_uri: str
+  evaluation_uri: str
+  examples_uri: str
+
+
+_STATES = {1: 'new', 2: 'running', 3: 'complete', 4: 'failed', 5: 'cached', 6: 'canceled'}
+
+
+def _latest(store, context_id: int, type_name: str):
+  artifacts = [a for a in store.get_artifacts_by_context(context_id)
+               if store.get_artifact_types_by_id([a.type_id])[0].name == type_name]
+  return max(artifacts, key=lambda a: a.id) if artifacts else None
+
+
+def _custom(artifact, key, default=None):
+  if artifact is None or key not in artifact.custom_properties:
+    return default
+  value = artifact.custom_properties[key]
+  return value.string_value or value.int_value
+
+
+def _slice_name(slice_key) -> str:
+  if not slice_key:
+    return 'overall'
+  return ', '.join(f'{k}={v.decode() if isinstance(v, bytes) else v}' for k, v in slice_key)
+
+
+def load_metrics(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
+  """Per-slice metrics of the candidate model from a TFMA output directory."""
+  import tensorflow_model_analysis as tfma
+  result = tfma.load_eval_result(evaluation_uri)
+  out = {}
+  for slice_key, by_output in result.slicing_metrics:
+    values = {}
+    for by_sub_key in by_output.values():
+      for metrics in by_sub_key.values():
+        for name, value in metrics.items():
+          if isinstance(value, dict) and 'doubleValue' in value:
+            values[name] = float(value['doubleValue'])
+    out[_slice_name(slice_key)] = values
+  return out
+
+
+def read_run(metadata_path: str, pipeline_name: str) -> RunResult:
+  """Reads the newest run of ``pipeline_name`` from its SQLite ML Metadata store."""
+  config = tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
+  with metadata.Metadata(config) as m:
+    store = m.store
+    pipeline_context = store.get_context_by_type_and_name('pipeline', pipeline_name)
+    if pipeline_context is None:
+      raise FileNotFoundError(f'{metadata_path}: no run of pipeline {pipeline_name!r}')
+    runs = store.get_contexts_by_type('pipeline_run')
+    run_ids = [c.id for c in runs if c.name]
+    latest_run = max((c for c in runs), key=lambda c: c.create_time_since_epoch, default=None)
+    stages = []
+    if latest_run is not None:
+      for execution in sorted(store.get_executions_by_context(latest_run.id),
+                              key=lambda e: e.create_time_since_epoch):
+        name = execution.properties.get('component_id')
+        name = name.string_value if name else ''
+        if not name:
+          node = execution.custom_properties.get('__node_id__')
+          name = node.string_value if node else str(execution.type_id)
+        seconds = (execution.last_update_time_since_epoch -
+                   execution.create_time_since_epoch) / 1000.0
+        stages.append(Stage(name, _STATES.get(execution.last_known_state, '?'), seconds))
+    del run_ids
+    evaluation = _latest(store, pipeline_context.id, 'ModelEvaluation')
+    blessing = _latest(store, pipeline_context.id, 'ModelBlessing')
+    pushed = _latest(store, pipeline_context.id, 'PushedModel')
+    model = _latest(store, pipeline_context.id, 'Model')
+    examples = _latest(store, pipeline_context.id, 'Examples')
+  metrics = load_metrics(evaluation.uri) if evaluation is not None else {}
+  return RunResult(
+      stages=stages, metrics=metrics,
+      blessed=None if blessing is None else bool(_custom(blessing, 'blessed', 0)),
+      pushed=None if pushed is None else bool(_custom(pushed, 'pushed', 0)),
+      pushed_destination=_custom(pushed, 'pushed_destination', '') or '',
+      model_uri=model.uri if model else '', evaluation_uri=evaluation.uri if evaluation else '',
+      examples_uri=examples.uri if examples else '')
