@@ -1,0 +1,195 @@
+"""The audio ExampleGen on real Beam (DirectRunner): splits, shapes, provenance, errors."""
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tfx.dsl.components.base import base_beam_executor
+from tfx.types import artifact_utils
+from tfx.types import standard_artifacts
+
+from components import audio_example_gen
+from tests.audio_fixtures import make_pair
+
+RATE = 8000
+
+
+def _props(input_base, **overrides):
+  props = dict(input_base=input_base, effect='toy', sample_rate=RATE, window_samples=800,
+               hop_samples=400, context_samples=200, block_samples=1600, eval_period=3,
+               test_patterns='*piano*', test_tail=1.0, align=0, max_latency_samples=400)
+  props.update(overrides)
+  return props
+
+
+def _run(tmp_path, props, beam_args=('--direct_running_mode=in_memory',)):
+  examples = standard_artifacts.Examples()
+  examples.uri = str(tmp_path / 'examples')
+  context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=list(beam_args))
+  audio_example_gen.Executor(context).Do({}, {'examples': [examples]}, props)
+  return examples
+
+
+def _read(examples, split):
+  files = tf.io.gfile.glob(os.path.join(examples.uri, f'Split-{split}', '*.gz'))
+  rows = []
+  for record in tf.data.TFRecordDataset(files, compression_type='GZIP'):
+    f = tf.train.Example.FromString(record.numpy()).features.feature
+    rows.append({'dry': np.array(f['dry'].float_list.value, np.float32),
+                 'wet': np.array(f['wet'].float_list.value, np.float32),
+                 'source': f['source'].bytes_list.value[0].decode(),
+                 'effect': f['effect'].bytes_list.value[0].decode(),
+                 'channel': f['channel'].int64_list.value[0],
+                 'offset': f['offset'].int64_list.value[0],
+                 'sample_rate': f['sample_rate'].int64_list.value[0]})
+  return rows
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+  directory = tmp_path / 'data'
+  directory.mkdir()
+  tracks = {}
+  for seed, name in enumerate(['sine sweep', 'squäre', 'piano']):
+    _, _, dry, wet = make_pair(str(directory), name, 3.0, sample_rate=RATE, seed=seed)
+    tracks[name] = (dry, wet)
+  return str(directory), tracks
+
+
+def test_splits_shapes_and_provenance(tmp_path, data_dir):
+  directory, tracks = data_dir
+  examples = _run(tmp_path, _props(directory))
+  assert artifact_utils.decode_split_names(examples.split_names) == ['train', 'eval', 'test']
+  assert examples.get_string_custom_property('payload_format') == 'FORMAT_TF_EXAMPLE'
+  summary = json.loads(examples.get_string_custom_property('fxemu_summary'))
+  rows = {split: _read(examples, split) for split in ('train', 'eval', 'test')}
+  for split, split_rows in rows.items():
+    assert split_rows, f'{split} is empty'
+    assert summary['windows'][split] == len(split_rows)
+    for row in split_rows:
+      assert row['dry'].shape == (1200,) and row['wet'].shape == (800,)
+      assert row['effect'] == 'toy' and row['sample_rate'] == RATE
+      dry, wet = tracks[row['source']]
+      start, channel = row['offset'], row['channel']
+      # wet is the recording's wet side, aligned with the centre of dry
+      expected_wet = np.zeros(800, np.float32)
+      piece = wet[start:start + 800, channel]
+      expected_wet[:len(piece)] = piece
+      np.testing.assert_allclose(row['wet'], expected_wet, atol=1 / 32767 + 1e-6)
+      padded = np.concatenate([np.zeros(200), dry[:, channel], np.zeros(1200)])
+      np.testing.assert_allclose(row['dry'], padded[start:start + 1200], atol=1 / 32767 + 1e-6)
+  assert {r['source'] for r in rows['test']} == {'piano'}
+  assert 'piano' not in {r['source'] for r in rows['train'] + rows['eval']}
+  assert {r['channel'] for r in rows['train']} == {0, 1}
+
+
+def test_train_and_eval_targets_never_overlap(tmp_path, data_dir):
+  directory, _ = data_dir
+  examples = _run(tmp_path, _props(directory))
+  covered = {}
+  for split in ('train', 'eval'):
+    for row in _read(examples, split):
+      key = (row['source'], row['channel'])
+      mask = covered.setdefault(key, np.zeros([RATE * 4], np.int8))
+      mark = 1 if split == 'train' else 2
+      region = mask[row['offset']:row['offset'] + 800]
+      assert not np.any((region != 0) & (region != mark)), f'{split} window overlaps'
+      region[:] = mark
+
+
+def test_test_split_tiles_the_whole_test_file(tmp_path, data_dir):
+  directory, tracks = data_dir
+  examples = _run(tmp_path, _props(directory))
+  for channel in (0, 1):
+    rows = sorted((r for r in _read(examples, 'test') if r['channel'] == channel),
+                  key=lambda r: r['offset'])
+    joined = np.concatenate([r['wet'] for r in rows])[:len(tracks['piano'][1])]
+    np.testing.assert_allclose(joined, tracks['piano'][1][:, channel], atol=1 / 32767 + 1e-6)
+
+
+def test_test_tail_puts_the_head_of_the_test_file_in_training(tmp_path, data_dir):
+  directory, _ = data_dir
+  examples = _run(tmp_path, _props(directory, test_tail=0.4))
+  test_offsets = [r['offset'] for r in _read(examples, 'test')]
+  head = [r for r in _read(examples, 'train') if r['source'] == 'piano']
+  assert min(test_offsets) == int(round(3.0 * RATE * 0.6))
+  assert head and max(r['offset'] + 800 for r in head) <= min(test_offsets)
+
+
+def test_multi_processing_runner_makes_the_same_examples(tmp_path, data_dir):
+  directory, _ = data_dir
+  single = _run(tmp_path / 'a', _props(directory))
+  multi = _run(tmp_path / 'b', _props(directory), beam_args=[
+      '--direct_running_mode=multi_processing', '--direct_num_workers=2'])
+  for split in ('train', 'eval', 'test'):
+    key = lambda r: (r['source'], r['channel'], r['offset'])
+    a, b = sorted(_read(single, split), key=key), sorted(_read(multi, split), key=key)
+    assert [key(r) for r in a] == [key(r) for r in b]
+    assert all(np.array_equal(x['dry'], y['dry']) for x, y in zip(a, b))
+
+
+def test_align_estimates_and_removes_latency(tmp_path):
+  directory = tmp_path / 'data'
+  directory.mkdir()
+  from components import wav
+  for name in ('sweep', 'piano'):
+    pre, post, dry, _ = make_pair(str(directory), name, 3.0, sample_rate=RATE)
+    late = np.concatenate([np.zeros([37, 2], np.float32), dry])[:len(dry) - 11]
+    wav.write_wav(post, late, RATE)  # wet = dry delayed by 37 samples, 11 samples shorter
+  with pytest.raises(audio_example_gen.AudioDataError, match='lengths differ'):
+    _run(tmp_path / 'x', _props(str(directory)))
+  examples = _run(tmp_path / 'y', _props(str(directory), align=1))
+  summary = json.loads(examples.get_string_custom_property('fxemu_summary'))
+  assert summary['latency_samples'] == {'toy - piano': 37, 'toy - sweep': 37}
+  for row in _read(examples, 'train'):
+    centre = row['dry'][200:1000]
+    n = min(len(centre), len(row['wet']))
+    np.testing.assert_allclose(row['wet'][:n], centre[:n], atol=2 / 32767)
+
+
+@pytest.mark.parametrize('breakage,message', [
+    ('orphan', 'without its wet partner'),
+    ('rate', 'sample rate 16000 Hz'),
+    ('channels', 'channel counts differ'),
+    ('garbage', 'not a WAV file'),
+    ('no_test', 'no test recording'),
+    ('short', 'split would be empty'),
+])
+def test_bad_input_fails_cleanly_and_writes_nothing(tmp_path, data_dir, breakage, message):
+  directory, _ = data_dir
+  from components import wav
+  if breakage == 'orphan':
+    make_pair(directory, 'lonely', 1.0, sample_rate=RATE)
+    os.remove(os.path.join(directory, 'toy - post - lonely.wav'))
+  elif breakage == 'rate':
+    make_pair(directory, 'fast', 1.0, sample_rate=16000)
+  elif breakage == 'channels':
+    _, post, _, wet = make_pair(directory, 'mono', 1.0, sample_rate=RATE)
+    wav.write_wav(post, wet[:, 0], RATE)
+  elif breakage == 'garbage':
+    open(os.path.join(directory, 'toy - post - piano.wav'), 'wb').write(b'not audio')
+  elif breakage == 'no_test':
+    os.remove(os.path.join(directory, 'toy - pre - piano.wav'))
+    os.remove(os.path.join(directory, 'toy - post - piano.wav'))
+  props = _props(directory, window_samples=8000 * 4) if breakage == 'short' else _props(directory)
+  with pytest.raises(audio_example_gen.AudioDataError) as error:
+    _run(tmp_path, props)
+  assert message in str(error.value)
+  if breakage not in ('no_test', 'short'):
+    assert directory in str(error.value)
+  assert not os.path.exists(tmp_path / 'examples') or \
+      not [p for p in os.listdir(tmp_path / 'examples') if p.startswith('Split-')]
+
+
+def test_corrupt_samples_found_during_decoding_leave_no_split(tmp_path, data_dir):
+  directory, _ = data_dir
+  from components import wav
+  audio = np.zeros([3 * RATE, 2], np.float32)
+  audio[100, 1] = np.inf
+  wav.write_wav(os.path.join(directory, 'toy - post - squäre.wav'), audio, RATE, 'FLOAT')
+  wav.write_wav(os.path.join(directory, 'toy - pre - squäre.wav'), np.zeros_like(audio), RATE,
+                'FLOAT')
+  with pytest.raises(Exception, match='NaN or infinite'):
+    _run(tmp_path, _props(directory))
+  assert not [p for p in os.listdir(tmp_path / 'examples') if not p.startswith('.')]

@@ -1,0 +1,161 @@
+"""Property tests of the pure signal functions (components.dsp, split_plan, example_codec)."""
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
+
+from components import dsp
+from components import split_plan
+from components.example_codec import encode_example
+
+SETTINGS = settings(max_examples=60, deadline=None)
+finite = st.floats(-1.0, 1.0, allow_nan=False, width=32)
+
+
+@SETTINGS
+@given(num_samples=st.integers(1, 3000), window=st.integers(1, 500), hop=st.integers(1, 500))
+def test_padded_windows_cover_every_sample(num_samples, window, hop):
+  hop = min(hop, window)  # a hop longer than the window leaves gaps by design
+  starts = dsp.window_starts(num_samples, window, hop, pad_end=True)
+  covered = np.zeros(num_samples, bool)
+  for s in starts:
+    covered[s:s + window] = True
+  assert covered.all()
+  assert starts[-1] < num_samples  # no window wholly past the end
+
+
+@SETTINGS
+@given(num_samples=st.integers(0, 3000), window=st.integers(1, 500), hop=st.integers(1, 500))
+def test_unpadded_windows_stay_inside(num_samples, window, hop):
+  starts = dsp.window_starts(num_samples, window, hop)
+  assert all(s + window <= num_samples for s in starts)
+  if num_samples >= window:  # and the next window would not fit
+    assert starts[-1] + hop + window > num_samples
+
+
+@SETTINGS
+@given(signal=hnp.arrays(np.float32, st.integers(1, 2000), elements=finite),
+       window=st.integers(1, 300), hop_fraction=st.floats(0.1, 1.0))
+def test_overlap_add_reconstructs_input_exactly(signal, window, hop_fraction):
+  hop = max(1, int(window * hop_fraction))
+  starts = dsp.window_starts(len(signal), window, hop, pad_end=True)
+  frames = dsp.frame(signal, starts, window)
+  np.testing.assert_allclose(dsp.overlap_add(frames, starts, len(signal)), signal,
+                             rtol=0, atol=1e-6)
+
+
+@SETTINGS
+@given(signal=hnp.arrays(np.float32, st.integers(1, 500), elements=finite),
+       context=st.integers(0, 50), window=st.integers(1, 60))
+def test_frame_context_is_the_signal_around_the_window(signal, context, window):
+  starts = dsp.window_starts(len(signal), window, max(1, window // 2), pad_end=True)
+  frames = dsp.frame(signal, starts, window, context)
+  padded = np.concatenate([np.zeros(context + window), signal, np.zeros(context + 2 * window)])
+  for s, row in zip(starts, frames):
+    np.testing.assert_array_equal(row, padded[s + window:s + window + window + 2 * context])
+
+
+@SETTINGS
+@given(bits=st.sampled_from([8, 16, 24, 32]), data=st.data())
+def test_pcm_float_round_trip(bits, data):
+  lo, hi = (0, 255) if bits == 8 else (-2 ** (bits - 1), 2 ** (bits - 1) - 1)
+  dtype = np.uint8 if bits == 8 else (np.int16 if bits == 16 else np.int32)
+  pcm = data.draw(hnp.arrays(dtype, st.integers(1, 200), elements=st.integers(lo, hi)))
+  audio = dsp.pcm_to_float(pcm, bits)
+  assert audio.dtype == np.float32 and np.all(np.abs(audio) <= 1.0)
+  back = dsp.float_to_pcm(audio, bits)
+  if bits <= 24:  # float32's 24-bit mantissa holds these exactly
+    np.testing.assert_array_equal(back, pcm)
+  else:  # 32-bit PCM: exact to float32 precision (2**-24 of full scale = 128 steps)
+    assert np.max(np.abs(back.astype(np.int64) - pcm.astype(np.int64))) <= 128
+
+
+@SETTINGS
+@given(target=hnp.arrays(np.float32, st.integers(2, 300), elements=finite),
+       noise=hnp.arrays(np.float32, 300, elements=finite),
+       scale=st.floats(1e-3, 1e3))
+def test_esr_is_scale_invariant_and_zero_only_for_identical(target, noise, scale):
+  target = target.astype(np.float64)
+  if np.sum(target ** 2) < 1e-6:
+    return
+  prediction = target + noise[:len(target)]
+  assert dsp.esr(target, target) == 0.0
+  if np.any(prediction != target):
+    assert dsp.esr(target, prediction) > 0.0
+  np.testing.assert_allclose(dsp.esr(scale * target, scale * prediction),
+                             dsp.esr(target, prediction), rtol=1e-9)
+
+
+def test_esr_db_of_known_ratio():
+  y = np.ones(100)
+  assert dsp.esr_db(y, 0.9 * y) == pytest.approx(-20.0)
+  assert dsp.esr_db(y, np.zeros(100)) == pytest.approx(0.0)
+
+
+@SETTINGS
+@given(lag=st.integers(-40, 40))
+def test_estimate_latency_finds_a_pure_delay(lag):
+  rng = np.random.default_rng(abs(lag))
+  dry = rng.standard_normal(4000)
+  wet = np.roll(dry, lag) * 0.5
+  assert dsp.estimate_latency(dry, wet, 64) == lag
+
+
+def test_least_squares_fir_recovers_a_filter():
+  rng = np.random.default_rng(0)
+  dry = rng.standard_normal(20000)
+  h = rng.standard_normal(32) * np.exp(-np.arange(32) / 6)
+  wet = np.convolve(dry, h)[:len(dry)]
+  fir = dsp.fit_fir([dry], [wet], 48)
+  assert dsp.esr_db(wet, dsp.apply_fir(dry, fir)) < -60
+
+
+# --- split planning -------------------------------------------------------------------
+
+@SETTINGS
+@given(num_samples=st.integers(0, 20000), window=st.integers(50, 800),
+       hop_fraction=st.floats(0.2, 1.0), block_windows=st.floats(1.0, 6.0),
+       period=st.integers(2, 6), test_tail=st.floats(0.1, 1.0), is_test=st.booleans())
+def test_split_plan_keeps_splits_disjoint(num_samples, window, hop_fraction, block_windows,
+                                          period, test_tail, is_test):
+  spec = split_plan.WindowSpec(window=window, hop=max(1, int(window * hop_fraction)),
+                               context=window // 4, block=int(window * block_windows),
+                               eval_period=period, test_tail=test_tail)
+  plan = split_plan.plan_track(num_samples, is_test, spec)
+  owner = np.full(num_samples + window, -1)
+  for index, split in enumerate(split_plan.SPLITS):
+    for s in plan[split]:
+      region = owner[s:s + window]
+      assert np.all((region == -1) | (region == index)), f'{split} overlaps another split'
+      owner[s:s + window] = index
+  for split in (split_plan.TRAIN, split_plan.EVAL):
+    assert all(s + window <= num_samples for s in plan[split])
+  if is_test and num_samples:
+    test_start = int(round(num_samples * (1 - test_tail)))
+    if test_start < num_samples:
+      assert np.all(owner[test_start:num_samples] == 2), 'test tail must be fully tiled'
+  else:
+    assert len(plan[split_plan.TEST]) == 0
+
+
+def test_eval_blocks_are_spread_through_the_track():
+  spec = split_plan.WindowSpec(window=100, hop=50, context=0, block=400, eval_period=5)
+  labels = split_plan.block_splits(4000, spec)
+  assert list(np.flatnonzero(labels)) == [2, 7]
+
+
+# --- Example codec ----------------------------------------------------------------------
+
+@SETTINGS
+@given(values=hnp.arrays(np.float32, st.integers(0, 300), elements=finite),
+       offset=st.integers(-2 ** 63, 2 ** 63 - 1), name=st.text(max_size=20))
+def test_example_codec_matches_tensorflow(values, offset, name):
+  serialized = encode_example(floats={'dry': values}, ints={'offset': offset},
+                              strings={'source': name})
+  reference = tf.train.Example(features=tf.train.Features(feature={
+      'dry': tf.train.Feature(float_list=tf.train.FloatList(value=values)),
+      'offset': tf.train.Feature(int64_list=tf.train.Int64List(value=[offset])),
+      'source': tf.train.Feature(bytes_list=tf.train.BytesList(value=[name.encode()])),
+  }))
+  assert tf.train.Example.FromString(serialized) == reference
