@@ -9,8 +9,10 @@ channel sweeps down with its own level sequence, so the two channels carry diffe
 material.
 
 Conventions (as in :mod:`components.dsp`): a track is float ``[samples]``, stereo is
-``[samples, 2]``; times are in seconds, frequencies in Hz, levels in dBFS of peak
-amplitude (a full-scale sine or square has a peak of 0 dBFS). Everything is
+``[samples, 2]``; times are in seconds, frequencies in Hz, levels in dBFS of the
+nominal peak amplitude (that of the ideal waveform: a full-scale sine, square or saw
+peaks at 0 dBFS). Band-limiting adds Gibbs ripple, up to +2.1 dB for a square near
+Nyquist, where only its fundamental (amplitude 4/pi) is left. Everything is
 deterministic given the seed.
 """
 from __future__ import annotations
@@ -169,12 +171,13 @@ def level_plan(duration: float, rng: np.random.Generator, levels_db=LEVELS_DB):
   Each segment either steps to its level in STEP_SECONDS or glides to it (linearly in
   dB) over the whole segment; some segments are followed by a short silence. A gate
   fades the sound in and out (linearly in amplitude, EDGE_SECONDS) at the start, around
-  silences and before the final TAIL_SECONDS of silence.
+  silences and before the final silence of TAIL_SECONDS (a quarter of ``duration`` if
+  that is shorter).
   Returns:
     (level_times, level_db, gate_times, gate): float64 arrays of breakpoints; times in
     seconds (non-decreasing), levels in dBFS, gate in {0, 1}.
   """
-  end = max(duration - TAIL_SECONDS, 2 * EDGE_SECONDS)
+  end = duration - min(TAIL_SECONDS, duration / 4.0)
   rounds = int(duration / SEGMENT_SECONDS[0]) // len(levels_db) + 2
   order = [level for _ in range(rounds) for level in rng.permutation(levels_db)]
   level_times, level_db, gate_times, gate = [], [], [0.0], [0.0]

@@ -227,6 +227,9 @@ def write_wav(path: str, audio: np.ndarray, sample_rate: int, subtype: str = 'PC
       f.write(payload)
       if len(payload) & 1:
         f.write(b'\0')
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

@@ -53,6 +53,13 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls, title: str,
       group.add_argument(_flag(field.name), dest=field.name, default=None,
                          action=argparse.BooleanOptionalAction,
                          help=f'{help_text} (default: {default})')
+    elif isinstance(default, tuple):
+      item = type(default[0]) if default else int
+      group.add_argument(_flag(field.name), dest=field.name, default=None,
+                         type=lambda text, item=item: tuple(
+                             item(x) for x in text.split(',') if x.strip()),
+                         metavar='A,B,...',
+                         help=f'{help_text} (default: {",".join(map(str, default))})')
     else:
       kind = type(default) if default is not None else str
       group.add_argument(_flag(field.name), dest=field.name, type=kind, default=None,
