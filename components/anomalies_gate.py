@@ -4,7 +4,6 @@ TFX's ExampleValidator records anomalies but lets the pipeline go on; this compo
 reads its ``SchemaDiff.pb`` per split and fails the run, naming each split, feature and
 problem, so that no model is trained on data that breaks the schema.
 """
-from __future__ import annotations
 
 import os
 
@@ -20,7 +19,7 @@ class DataAnomaliesError(RuntimeError):
   """The examples break the schema."""
 
 
-def describe_anomalies(anomalies_uri: str, split_names) -> list:
+def describe_anomalies(anomalies_uri: str, split_names) -> list:  # noqa
   """Readable lines ``split: feature: problem`` for every anomaly under ``anomalies_uri``."""
   lines = []
   for split in split_names:

@@ -46,6 +46,14 @@ def _custom(artifact, key, default=None):
   return value.string_value or value.int_value
 
 
+def _node_name(store, execution, pipeline_name: str) -> str:
+  """The component id of an execution (from its 'node' context: PIPELINE.COMPONENT)."""
+  for context in store.get_contexts_by_execution(execution.id):
+    if context.name.startswith(pipeline_name + '.'):
+      return context.name[len(pipeline_name) + 1:]
+  return store.get_execution_types_by_id([execution.type_id])[0].name
+
+
 def _slice_name(slice_key) -> str:
   if not slice_key:
     return 'overall'
@@ -77,21 +85,15 @@ def read_run(metadata_path: str, pipeline_name: str) -> RunResult:
     if pipeline_context is None:
       raise FileNotFoundError(f'{metadata_path}: no run of pipeline {pipeline_name!r}')
     runs = store.get_contexts_by_type('pipeline_run')
-    run_ids = [c.id for c in runs if c.name]
-    latest_run = max((c for c in runs), key=lambda c: c.create_time_since_epoch, default=None)
+    latest_run = max(runs, key=lambda c: c.create_time_since_epoch, default=None)
     stages = []
     if latest_run is not None:
       for execution in sorted(store.get_executions_by_context(latest_run.id),
                               key=lambda e: e.create_time_since_epoch):
-        name = execution.properties.get('component_id')
-        name = name.string_value if name else ''
-        if not name:
-          node = execution.custom_properties.get('__node_id__')
-          name = node.string_value if node else str(execution.type_id)
-        seconds = (execution.last_update_time_since_epoch -
-                   execution.create_time_since_epoch) / 1000.0
-        stages.append(Stage(name, _STATES.get(execution.last_known_state, '?'), seconds))
-    del run_ids
+        stages.append(Stage(_node_name(store, execution, pipeline_name),
+                            _STATES.get(execution.last_known_state, '?'),
+                            (execution.last_update_time_since_epoch -
+                             execution.create_time_since_epoch) / 1000.0))
     evaluation = _latest(store, pipeline_context.id, 'ModelEvaluation')
     blessing = _latest(store, pipeline_context.id, 'ModelBlessing')
     pushed = _latest(store, pipeline_context.id, 'PushedModel')

@@ -1,0 +1,111 @@
+"""The real TFX pipeline end to end (LocalDagRunner, Beam DirectRunner) on a tiny data set.
+
+One module-scoped run is shared: it is checked for its artifacts, then re-run to check the
+cache, the release gate (a model is pushed only when blessed) and the anomaly stop.
+"""
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components import synth
+from components import wav
+from pipeline import local_runner
+from pipeline import results
+from pipeline.configs import PipelineConfig
+from trainer.config import TrainConfig
+
+TINY_TRAIN = dict(model='conv', conv_stride=32, conv_kernel=64, latent_channels=8,
+                  latent_dense_layers=1, latent_dilations=(1, 2), fir_taps=64,
+                  fir_lookahead=8, epochs=3, batch_size=8, early_stopping_patience=3)
+
+
+def tiny_config(output_dir, data_dir, **overrides) -> PipelineConfig:
+  values = dict(data_dir=data_dir, effect='lowpass', output_dir=output_dir,
+                window_seconds=0.25, hop_seconds=0.125, context_seconds=0.05,
+                block_seconds=0.5, beam_args='--direct_running_mode=in_memory')
+  values.update(overrides)
+  return PipelineConfig(**values)
+
+
+@pytest.fixture(scope='module')
+def tiny_data(tmp_path_factory):
+  directory = str(tmp_path_factory.mktemp('data'))
+  synth.synthesize(directory, effects=('lowpass',), seconds_per_signal=2.0, piano_seconds=3.0,
+                   progress=False)
+  return directory
+
+
+@pytest.fixture(scope='module')
+def first_run(tmp_path_factory, tiny_data):
+  output = str(tmp_path_factory.mktemp('run'))
+  config = tiny_config(output, tiny_data)
+  local_runner.run(config, TrainConfig(**TINY_TRAIN))
+  return config, results.read_run(config.metadata_path, config.pipeline_name)
+
+
+def _versions(serving_path):
+  return sorted(v for v in os.listdir(serving_path) if v.isdigit()) \
+      if os.path.isdir(serving_path) else []
+
+
+def test_run_produces_splits_metrics_and_a_pushed_model(first_run):
+  config, result = first_run
+  assert {s.state for s in result.stages} == {'complete'}, result.stages
+  for split in ('train', 'eval', 'test'):
+    assert tf.io.gfile.glob(os.path.join(result.examples_uri, f'Split-{split}', '*.gz'))
+  overall = result.metrics['overall']
+  assert overall['esr_db'] < overall['identity_esr_db'] < 0
+  assert 'source=piano' in result.metrics
+  assert result.blessed and result.pushed
+  versions = _versions(config.serving_path)
+  assert len(versions) == 1
+  pushed = os.path.join(config.serving_path, versions[0])
+  assert os.path.isfile(os.path.join(pushed, 'saved_model.pb'))
+  loaded = tf.saved_model.load(pushed)
+  audio = np.random.default_rng(0).uniform(-0.5, 0.5, [2, 3000]).astype(np.float32)
+  out = loaded.signatures['serving_default'](audio=tf.constant(audio))
+  assert list(out.values())[0].shape == (2, 3000)
+
+
+def test_rerun_is_served_from_the_cache(first_run):
+  config, first = first_run
+  local_runner.run(config, TrainConfig(**TINY_TRAIN))
+  again = results.read_run(config.metadata_path, config.pipeline_name)
+  states = {s.name: s.state for s in again.stages}
+  assert states['AudioExampleGen'] == 'cached' and states['Trainer'] == 'cached', states
+  assert again.model_uri == first.model_uri
+  assert len(_versions(config.serving_path)) == 1
+
+
+def test_a_model_that_fails_the_gate_is_not_pushed(first_run):
+  config, first = first_run
+  strict = dataclasses.replace(config, esr_threshold_db=-300.0)
+  local_runner.run(strict, TrainConfig(**TINY_TRAIN))
+  result = results.read_run(strict.metadata_path, strict.pipeline_name)
+  states = {s.name: s.state for s in result.stages}
+  assert states['Trainer'] == 'cached' and states['Evaluator'] == 'complete'
+  assert result.blessed is False and not result.pushed
+  assert _versions(config.serving_path) == _versions(first[0].serving_path) and \
+      len(_versions(config.serving_path)) == 1
+
+
+def test_schema_anomalies_stop_the_pipeline_before_training(tmp_path, tiny_data):
+  data = tmp_path / 'data'
+  data.mkdir()
+  for name in os.listdir(tiny_data):
+    os.symlink(os.path.join(tiny_data, name), data / name)
+  # A float recording that goes past full scale breaks the schema's [-1, 1] range.
+  loud = np.zeros([44100, 2], np.float32)
+  loud[1000:2000] = 1.5
+  wav.write_wav(str(data / 'lowpass - pre - loud.wav'), loud, 44100, 'FLOAT')
+  wav.write_wav(str(data / 'lowpass - post - loud.wav'), loud * 0.5, 44100, 'FLOAT')
+  config = tiny_config(str(tmp_path / 'out'), str(data))
+  with pytest.raises(Exception) as error:
+    local_runner.run(config, TrainConfig(**TINY_TRAIN))
+  assert 'do not match schema' in str(error.value) and "'dry'" in str(error.value)
+  result = results.read_run(config.metadata_path, config.pipeline_name)
+  assert 'Trainer' not in {s.name for s in result.stages}
+  assert not _versions(config.serving_path)
