@@ -1,0 +1,34 @@
+"""Cluster settings for running the fxemu pipeline on Kubeflow Pipelines / Vertex AI."""
+from __future__ import annotations
+
+import dataclasses
+
+
+def _field(default, help_text):
+  return dataclasses.field(default=default, metadata={'help': help_text})
+
+
+@dataclasses.dataclass
+class KubeflowSettings:
+  """Where things live in the cluster and what each step may use."""
+  image: str = _field('fxemu:latest', 'Container image every step runs in (built from '
+                      'kubeflow/Dockerfile and pushed to a registry the cluster can pull from).')
+  pipeline_root: str = _field('gs://YOUR_BUCKET/fxemu/pipelines', 'Where artifacts go: '
+                              'gs://, s3:// or a path on a mounted volume (PVC).')
+  data_root: str = _field('gs://YOUR_BUCKET/fxemu/data', 'Directory of the recordings as '
+                          'the steps see it.')
+  serving_root: str = _field('gs://YOUR_BUCKET/fxemu/serving', 'TF Serving model base '
+                             'directories: the Pusher writes SERVING_ROOT/EFFECT/VERSION.')
+  beam_args: str = _field('--direct_running_mode=multi_processing --direct_num_workers=0',
+                          'Beam args of the Beam steps (e.g. --runner=DataflowRunner '
+                          '--project=... --region=... --temp_location=gs://... '
+                          '--setup_file=/fxemu/setup.py, or a Flink/Spark job endpoint).')
+  trainer_gpus: int = _field(1, 'GPUs the Trainer asks for (0 = CPU only).')
+  gpu_type: str = _field('nvidia.com/gpu', 'Accelerator type of the Trainer: the Kubernetes '
+                         'resource name (self-hosted KFP) or a Vertex type like NVIDIA_TESLA_T4.')
+  trainer_cpu: float = _field(8.0, 'vCPUs of the Trainer.')
+  trainer_memory_gb: float = _field(32.0, 'Memory of the Trainer, GB.')
+  beam_cpu: float = _field(4.0, 'vCPUs of each Beam step (ExampleGen, StatisticsGen, Evaluator).')
+  beam_memory_gb: float = _field(16.0, 'Memory of each Beam step, GB.')
+  output_file: str = _field('fxemu_pipeline.json', 'Where the compiled KFP v2 pipeline spec '
+                            'is written.')
