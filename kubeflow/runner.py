@@ -50,7 +50,7 @@ def cluster_pipeline(config: PipelineConfig, train: TrainConfig,
       serving_dir=config.serving_dir or f'{settings.serving_root.rstrip("/")}/{config.effect}',
       beam_args=settings.beam_args)
   dag = pipeline_lib.create_pipeline(config, train, metadata_connection_config=None,
-                                     check_inputs=False)
+                                     check_inputs=False, schema_file=settings.schema_file)
   dag.pipeline_info.pipeline_root = settings.pipeline_root
   for component in dag.components:
     if component.id == TRAINER_STEP:

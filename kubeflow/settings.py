@@ -30,5 +30,7 @@ class KubeflowSettings:
   trainer_memory_gb: float = _field(32.0, 'Memory of the Trainer, GB.')
   beam_cpu: float = _field(4.0, 'vCPUs of each Beam step (ExampleGen, StatisticsGen, Evaluator).')
   beam_memory_gb: float = _field(16.0, 'Memory of each Beam step, GB.')
+  schema_file: str = _field('/fxemu/schema/schema.pbtxt', 'The curated schema as the steps '
+                            'see it (kubeflow/Dockerfile copies the repository to /fxemu).')
   output_file: str = _field('fxemu_pipeline.json', 'Where the compiled KFP v2 pipeline spec '
                             'is written.')

@@ -201,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
   # The window geometry comes from the data flags (seconds), not from samples.
   add_dataclass_flags(run, TrainConfig, 'model and training', skip=TRAIN_FIELDS_SET_BY_PIPELINE)
   run.set_defaults(func=_run)
+
+  from kubeflow.client import add_kubeflow_command
+  add_kubeflow_command(commands)
   return parser
 
 

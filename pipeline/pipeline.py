@@ -65,13 +65,16 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
 
 def create_pipeline(config: PipelineConfig, train: TrainConfig,
                     metadata_connection_config=None,
-                    check_inputs: bool = True) -> tfx.dsl.Pipeline:
+                    check_inputs: bool = True,
+                    schema_file: str = SCHEMA_PATH) -> tfx.dsl.Pipeline:
   """Builds the DAG for one effect. ``train`` holds the model/training settings.
 
   ``metadata_connection_config`` is the local runner's ML Metadata store (None on
   Kubeflow, where the cluster provides it). With ``check_inputs`` the data directory is
   fingerprinted now, so that new or changed recordings invalidate the cached examples
   (off when compiling for a cluster whose data this machine need not see).
+  ``schema_file`` is the curated schema's path as the steps see it (inside the image on
+  a cluster).
   """
   train = train_config_for(config, train)
   example_gen = AudioExampleGen(
@@ -86,7 +89,7 @@ def create_pipeline(config: PipelineConfig, train: TrainConfig,
       input_fingerprint=input_fingerprint(config.data_path, config.effect)
       if check_inputs else '')
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
-  schema_gen = tfx.components.ImportSchemaGen(schema_file=SCHEMA_PATH)
+  schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
   anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs['anomalies'])
