@@ -346,6 +346,7 @@ class BlockProcessor:
   the stream ended there. Each call runs the model on the kept past context
   (``info.past_context`` samples, aligned to the block multiple), the new input and
   nothing else. Blocks may have any length; :data:`STREAM_BLOCK_SAMPLES` is typical.
+  Call :meth:`warm_up` first for steady per-block times.
   """
 
   def __init__(self, model, channels: int = 1):
@@ -360,6 +361,17 @@ class BlockProcessor:
     self._received = 0                                          # input samples so far
     self._computed = 0                                          # output samples computed
     self._pending = np.zeros([self.channels, self.latency], np.float32)  # output FIFO
+
+  def warm_up(self, block_samples: int = STREAM_BLOCK_SAMPLES) -> None:
+    """Runs silence through every segment length a stream of ``block_samples`` blocks
+    starts with, then :meth:`reset`. TensorFlow prepares kernels per input shape (up to
+    about a second each on a CPU), so call this before a real-time stream starts."""
+    info = self.info
+    count = -(-(info.past_context + info.latency + info.block_multiple) // block_samples) + 3
+    silence = np.zeros([block_samples, self.channels], np.float32)
+    for _ in range(count):
+      self.process(silence)
+    self.reset()
 
   def process(self, block: np.ndarray) -> np.ndarray:
     """``block [n]`` (mono) or ``[n, channels]`` -> output of the same shape."""

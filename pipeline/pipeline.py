@@ -1,7 +1,7 @@
 """The fxemu TFX pipeline: WAV pairs -> examples -> checked data -> model -> gate -> push.
 
     AudioExampleGen -> StatisticsGen -> ExampleValidator (ImportSchemaGen) -> AnomaliesGate
-                    -> Trainer -> Evaluator (TFMA, vs. last blessed model) -> Pusher
+                    -> Trainer -> Evaluator (TFMA, vs. last blessed model) -> AtomicPusher
 
 The same DAG runs locally (LocalDagRunner, Beam DirectRunner) and on Kubeflow Pipelines
 (KubeflowV2DagRunner); only the runner and the Beam args differ.
@@ -12,6 +12,7 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
 from components.anomalies_gate import AnomaliesGate
+from components.atomic_pusher import AtomicPusher
 from components.audio_example_gen import AudioExampleGen
 from components.audio_example_gen import input_fingerprint
 from components.split_plan import eval_period_for
@@ -21,7 +22,6 @@ from trainer.config import TrainConfig
 
 TRAINER_RUN_FN = 'trainer.model.run_fn'
 METRICS_MODULE = 'trainer.metrics'
-METRICS_CLASS = 'AudioErrorMetrics'
 SERVING_EXAMPLES_SIGNATURE = 'serving_examples'
 
 
@@ -49,18 +49,29 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
   esr_threshold.change_threshold.CopyFrom(tfma.GenericChangeThreshold(
       direction=tfma.MetricDirection.LOWER_IS_BETTER,
       absolute={'value': config.max_regression_db}))
+
+  def metric(class_name, threshold=None):
+    return tfma.MetricConfig(class_name=class_name, module=METRICS_MODULE,
+                             threshold=threshold)
+
+  # TFMA matches a threshold to a metric config by name, so every thresholded key is a
+  # metric of its own (trainer/metrics.py); all share one pass of sums over the data.
   return tfma.EvalConfig(
       model_specs=[
-          tfma.ModelSpec(signature_name=SERVING_EXAMPLES_SIGNATURE, label_key='wet',
+          tfma.ModelSpec(name='candidate', signature_name=SERVING_EXAMPLES_SIGNATURE,
+                         label_key='wet',
                          prediction_key='wet'),
           tfma.ModelSpec(name='baseline', signature_name=SERVING_EXAMPLES_SIGNATURE,
                          label_key='wet', prediction_key='wet', is_baseline=True),
       ],
       slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=['source']),
                      tfma.SlicingSpec(feature_keys=['source', 'channel'])],
-      metrics_specs=[tfma.MetricsSpec(
-          metrics=[tfma.MetricConfig(class_name=METRICS_CLASS, module=METRICS_MODULE)],
-          thresholds={'esr_db': esr_threshold, 'esr_db_vs_identity': upper(0.0)})])
+      metrics_specs=[tfma.MetricsSpec(metrics=[
+          tfma.MetricConfig(class_name='ExampleCount'),
+          metric('AudioESR'), metric('AudioRMSE'), metric('AudioIdentityESRdB'),
+          metric('AudioESRdB', esr_threshold),
+          metric('AudioESRdBVsIdentity', upper(0.0)),
+      ])])
 
 
 def create_pipeline(config: PipelineConfig, train: TrainConfig,
@@ -116,7 +127,7 @@ def create_pipeline(config: PipelineConfig, train: TrainConfig,
       eval_config=eval_config(config),
       example_splits=['test'])
 
-  pusher = tfx.components.Pusher(
+  pusher = AtomicPusher(
       model=trainer.outputs['model'],
       model_blessing=evaluator.outputs['blessing'],
       push_destination=tfx.proto.PushDestination(

@@ -81,15 +81,15 @@ def test_rerun_is_served_from_the_cache(first_run):
 
 
 def test_a_model_that_fails_the_gate_is_not_pushed(first_run):
-  config, first = first_run
+  config, _ = first_run
+  before = _versions(config.serving_path)
   strict = dataclasses.replace(config, esr_threshold_db=-300.0)
   local_runner.run(strict, TrainConfig(**TINY_TRAIN))
   result = results.read_run(strict.metadata_path, strict.pipeline_name)
   states = {s.name: s.state for s in result.stages}
   assert states['Trainer'] == 'cached' and states['Evaluator'] == 'complete'
   assert result.blessed is False and not result.pushed
-  assert _versions(config.serving_path) == _versions(first[0].serving_path) and \
-      len(_versions(config.serving_path)) == 1
+  assert _versions(config.serving_path) == before and len(before) == 1
 
 
 def test_schema_anomalies_stop_the_pipeline_before_training(tmp_path, tiny_data):
