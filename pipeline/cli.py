@@ -16,22 +16,25 @@ from typing import List, Optional
 
 
 def _quiet(verbose: bool) -> None:
-  """TF/TFX/Beam logging: warnings and errors only, unless -v."""
+  """TF/TFX/Beam logging: errors only (our own progress lines stay), or everything with -v."""
   os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
   if not verbose:
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    os.environ.setdefault('PYTHONWARNINGS', 'ignore')  # inherited by Beam worker processes
     import warnings
     warnings.filterwarnings('ignore')
   import logging
   import absl.logging
-  level = logging.INFO if verbose else logging.WARNING
-  absl.logging.set_verbosity(absl.logging.INFO if verbose else absl.logging.WARNING)
+  absl.logging.set_verbosity(absl.logging.INFO if verbose else absl.logging.ERROR)
+  level = logging.INFO if verbose else logging.ERROR
   logging.getLogger().setLevel(level)
-  for name in ('apache_beam', 'tensorflow', 'tfx', 'ml_metadata'):
+  for name in ('absl', 'apache_beam', 'tensorflow', 'tfx', 'ml_metadata',
+               'apache_beam.runners.portability.local_job_service'):
     logging.getLogger(name).setLevel(level)
+  if not verbose:
+    import tensorflow as tf
+    tf.get_logger().setLevel(logging.ERROR)
 
-
-TRAIN_FIELDS_SET_BY_PIPELINE = ('window_samples', 'context_samples', 'sample_rate')
 
 # --- dataclass <-> flags ---------------------------------------------------------------
 

@@ -58,6 +58,7 @@ def test_run_produces_splits_metrics_and_a_pushed_model(first_run):
     assert tf.io.gfile.glob(os.path.join(result.examples_uri, f'Split-{split}', '*.gz'))
   overall = result.metrics['overall']
   assert overall['esr_db'] < overall['identity_esr_db'] < 0
+  assert overall['rmse'] < overall['identity_rmse']
   assert 'source=piano' in result.metrics
   assert result.blessed and result.pushed
   versions = _versions(config.serving_path)

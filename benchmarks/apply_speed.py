@@ -1,0 +1,163 @@
+"""How fast does a pushed model run on this CPU? Whole files and 512-sample streaming.
+
+    python benchmarks/apply_speed.py [--model DIR ...] [--seconds 10] [--json]
+
+Without ``--model`` it builds ``conv`` and ``dense`` models with the trainer's default
+TrainConfig (untrained weights: speed does not depend on them), exports them like the
+Pusher and measures those. Figures:
+
+* whole-file real-time factor (RTF): seconds of audio per wall second, one model call
+  for the whole file (mono);
+* streaming RTF and per-block latency (mean / p99 ms) of :class:`pipeline.apply.
+  BlockProcessor` with 512-sample blocks, after its ``warm_up()`` (timed separately);
+  a block is real-time when it takes less than its own duration (``budget_ms``). The
+  stream's algorithmic delay is ``latency`` samples (the future receptive field
+  rounded up to the block multiple).
+
+``--json`` makes the last stdout line one JSON object with the same figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from typing import Dict, List
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import numpy as np  # pylint: disable=g-import-not-at-top
+
+from pipeline import apply  # pylint: disable=g-import-not-at-top
+
+
+def export_default_model(base_dir: str, model: str = 'conv', version: int = 1) -> str:
+  """Builds ``model`` with the default TrainConfig and exports ``base_dir/version``."""
+  from trainer import architectures  # pylint: disable=g-import-not-at-top
+  from trainer import export  # pylint: disable=g-import-not-at-top
+  from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
+  config = TrainConfig(model=model)
+  keras_model = architectures.build_model(config)
+  return export.export_serving_model(keras_model, config,
+                                     os.path.join(base_dir, str(version)))
+
+
+def test_signal(seconds: float, sample_rate: int, channels: int = 1, seed: int = 0):
+  """``[frames, channels]`` float32 noise at -10 dBFS."""
+  rng = np.random.default_rng(seed)
+  return (0.3 * rng.standard_normal([int(seconds * sample_rate), channels])).astype(np.float32)
+
+
+def measure_whole_file(model, seconds: float, repeats: int) -> Dict[str, float]:
+  """Best-of-``repeats`` wall time of one whole-file call on ``seconds`` of mono audio."""
+  audio = test_signal(seconds, model.info.sample_rate)
+  apply.process(model, audio)          # warm-up: kernels are prepared per input shape
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    apply.process(model, audio)
+    times.append(time.perf_counter() - start)
+  return {'whole_rtf': seconds / min(times), 'whole_seconds': min(times)}
+
+
+def measure_streaming(model, seconds: float, block: int) -> Dict[str, float]:
+  """Streams ``seconds`` of mono audio in ``block``-sample blocks; per-block wall times."""
+  rate = model.info.sample_rate
+  audio = test_signal(seconds, rate)[:, 0]
+  processor = apply.BlockProcessor(model)
+  start = time.perf_counter()
+  processor.warm_up(block)             # first-seen input shapes cost up to ~1 s each
+  warm_up_seconds = time.perf_counter() - start
+  times = []
+  for i in range(0, len(audio) - block + 1, block):
+    start = time.perf_counter()
+    processor.process(audio[i:i + block])
+    times.append(time.perf_counter() - start)
+  ms = 1000.0 * np.asarray(times)
+  return {'stream_rtf': len(times) * block / rate / float(np.sum(times)),
+          'block_mean_ms': float(ms.mean()), 'block_p99_ms': float(np.percentile(ms, 99)),
+          'block_max_ms': float(ms.max()), 'budget_ms': 1000.0 * block / rate,
+          'latency_samples': processor.latency,
+          'latency_ms': 1000.0 * processor.latency / rate,
+          'past_context_samples': model.info.past_context, 'blocks': len(times),
+          'warm_up_seconds': warm_up_seconds}
+
+
+def benchmark(path: str, seconds: float, stream_seconds: float, block: int,
+              repeats: int) -> Dict[str, object]:
+  model = apply.LocalModel(path)
+  row = {'model': model.info.model or os.path.basename(path), 'path': path,
+         'sample_rate': model.info.sample_rate,
+         'parameters': int(model.metadata.get('parameter_count', 0))}
+  row.update(measure_whole_file(model, seconds, repeats))
+  row.update(measure_streaming(model, stream_seconds, block))
+  return row
+
+
+def print_table(rows: List[Dict[str, object]], block: int) -> None:
+  print(f'\nCPU speed (real-time factor = audio seconds per wall second; streaming blocks '
+        f'of {block} samples):')
+  header = (f'{"model":8s} {"params":>8s} {"whole RTF":>10s} {"stream RTF":>11s} '
+            f'{"block mean":>11s} {"block p99":>10s} {"budget":>8s} {"latency":>16s} '
+            f'{"warm-up":>8s}')
+  print(header)
+  print('-' * len(header))
+  for r in rows:
+    print(f'{r["model"]:8s} {r["parameters"]:8d} {r["whole_rtf"]:9.1f}x {r["stream_rtf"]:10.1f}x '
+          f'{r["block_mean_ms"]:8.2f} ms {r["block_p99_ms"]:7.2f} ms {r["budget_ms"]:5.1f} ms '
+          f'{r["latency_samples"]:5d} smp {r["latency_ms"]:4.1f} ms '
+          f'{r["warm_up_seconds"]:6.1f} s')
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--model', action='append', default=None, metavar='DIR',
+                      help='model base or version directory (repeatable); default: export '
+                      'default-config conv and dense models to a temporary directory')
+  parser.add_argument('--models', default='conv,dense',
+                      help='architectures exported when no --model is given')
+  parser.add_argument('--seconds', type=float, default=10.0,
+                      help='length of the whole-file test signal, s (default: 10)')
+  parser.add_argument('--stream-seconds', type=float, default=3.0,
+                      help='length of the streamed test signal, s (default: 3)')
+  parser.add_argument('--block', type=int, default=apply.STREAM_BLOCK_SAMPLES,
+                      help='streaming block, samples (default: 512)')
+  parser.add_argument('--repeats', type=int, default=3, help='whole-file runs (best is kept)')
+  parser.add_argument('--intra-op-threads', type=int, default=0, metavar='N',
+                      help='TensorFlow threads per operation (sets TF_NUM_INTRAOP_THREADS, '
+                      'also for the server subprocess; 0 = TensorFlow\'s default)')
+  parser.add_argument('--json', action='store_true',
+                      help='end with one line of JSON holding every figure')
+  args = parser.parse_args(argv)
+  if args.intra_op_threads:   # before TensorFlow starts (it is imported lazily)
+    os.environ['TF_NUM_INTRAOP_THREADS'] = str(args.intra_op_threads)
+  with tempfile.TemporaryDirectory(prefix='fxemu-bench-') as scratch:
+    paths = args.model
+    if not paths:
+      paths = []
+      for name in [m.strip() for m in args.models.split(',') if m.strip()]:
+        print(f'exporting a default-config {name} model ...', file=sys.stderr, flush=True)
+        paths.append(export_default_model(os.path.join(scratch, name), name))
+    rows = [benchmark(p, args.seconds, args.stream_seconds, args.block, args.repeats)
+            for p in paths]
+  print_table(rows, args.block)
+  if args.json:
+    summary = {'benchmark': 'apply_speed', 'block_samples': args.block,
+               'seconds': args.seconds, 'cpus': os.cpu_count(),
+               'intra_op_threads': args.intra_op_threads,
+               'load_average': os.getloadavg()[0], 'models': rows}
+    for i, r in enumerate(rows):   # flat copies of the main figures: conv_whole_rtf, ...
+      name = r['model'] if [x['model'] for x in rows].count(r['model']) == 1 else f'model{i}'
+      for key in ('whole_rtf', 'stream_rtf', 'block_mean_ms', 'block_p99_ms',
+                  'latency_samples'):
+        summary[f'{name}_{key}'] = r[key]
+    print(json.dumps(summary))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,336 @@
+"""Tests of the trainer package: config, losses, data, architectures, run_fn and export.
+
+Training runs are real but tiny (16 kHz noise through a known FIR low-pass, 2048-sample
+windows, a few thousand parameters) so the whole file runs in well under a minute on
+two CPU cores.
+"""
+import json
+import os
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+
+import numpy as np  # pylint: disable=g-import-not-at-top
+import pytest  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+import tf_keras as keras  # pylint: disable=g-import-not-at-top
+from tfx.components.trainer.fn_args_utils import FnArgs  # pylint: disable=g-import-not-at-top
+
+from components import dsp  # pylint: disable=g-import-not-at-top
+from trainer import architectures  # pylint: disable=g-import-not-at-top
+from trainer import callbacks  # pylint: disable=g-import-not-at-top
+from trainer import data  # pylint: disable=g-import-not-at-top
+from trainer import distribute  # pylint: disable=g-import-not-at-top
+from trainer import export  # pylint: disable=g-import-not-at-top
+from trainer import fir_init  # pylint: disable=g-import-not-at-top
+from trainer import losses  # pylint: disable=g-import-not-at-top
+from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
+from trainer import testing  # pylint: disable=g-import-not-at-top
+from trainer import train_metrics  # pylint: disable=g-import-not-at-top
+from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
+
+SR = 16000
+WINDOW, CONTEXT, HOP = 2048, 512, 1024
+FIR = testing.lowpass_fir(31, 0.15)
+SMALL = dict(sample_rate=SR, window_samples=WINDOW, context_samples=CONTEXT, conv_stride=16,
+             conv_kernel=32, latent_channels=16, latent_dilations=(1, 2, 4), fir_taps=64,
+             batch_size=8, early_stopping_patience=0)
+
+
+def effect(x):
+  return testing.apply_causal_fir(x, FIR)
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory):
+  """Train/eval/test splits of noise through the low-pass FIR; returns file patterns."""
+  root = str(tmp_path_factory.mktemp('data'))
+  splits = {'train': {f'noise{i}': testing.noise(4 * SR, i) for i in range(2)},
+            'eval': {'noise_eval': testing.noise(2 * SR, 10)},
+            'test': {'noise_test': testing.noise(2 * SR, 11)}}
+  tracks = {s: {k: (x, effect(x)) for k, x in d.items()} for s, d in splits.items()}
+  patterns = testing.write_dataset(root, tracks, WINDOW, CONTEXT, HOP, SR)
+  return {**patterns, 'tracks': tracks}
+
+
+def fn_args(tmp_path, dataset, config, **kwargs):
+  return FnArgs(train_files=[dataset['train']], eval_files=[dataset['eval']],
+                serving_model_dir=str(tmp_path / 'serving'), model_run_dir=str(tmp_path / 'run'),
+                custom_config=config.to_custom_config(), **kwargs)
+
+
+def serve_audio(loaded, audio):
+  return loaded.signatures['serving_default'](audio=tf.constant(audio, tf.float32))['wet'].numpy()
+
+
+def randomise(model, seed=0):
+  """Random weights everywhere (zero-initialised layers included), scaled by fan-in."""
+  rng = np.random.default_rng(seed)
+  for w in model.weights:
+    fan_in = max(1, int(np.prod(w.shape[:-1])))
+    w.assign(rng.normal(0, 1.0 / np.sqrt(fan_in), w.shape).astype(np.float32))
+
+
+# --- Config --------------------------------------------------------------------------
+
+def test_config_round_trips_through_json():
+  config = TrainConfig(model='dense', latent_dilations=(1, 3), causal=False, loss='esr+0.1*mrstft')
+  restored = TrainConfig.from_custom_config(json.loads(json.dumps(config.to_custom_config())))
+  assert restored == config
+  assert TrainConfig.from_custom_config(None) == TrainConfig()
+  assert all(text for text in TrainConfig.field_help().values())
+
+
+def test_config_parses_flags_and_rejects_bad_values():
+  assert TrainConfig.parse_field('latent_dilations', '1, 2,4') == (1, 2, 4)
+  assert TrainConfig.parse_field('causal', 'false') is False
+  assert TrainConfig.parse_field('learning_rate', '1e-3') == 1e-3
+  with pytest.raises(ValueError, match='unknown options'):
+    TrainConfig.from_custom_config({'windw_samples': 3})
+  for bad in [dict(model='rnn'), dict(conv_kernel=65), dict(conv_kernel=32, conv_stride=64),
+              dict(loss='esr+foo'), dict(latent_kernel=2), dict(fir_taps=8, fir_lookahead=8)]:
+    with pytest.raises(ValueError):
+      TrainConfig(**bad)
+
+
+# --- Losses and metrics --------------------------------------------------------------
+
+def test_losses_match_numpy():
+  rng = np.random.default_rng(1)
+  y = rng.normal(0, 1, [3, 512]).astype(np.float32) * np.array([[1.0], [0.1], [0.5]], np.float32)
+  y_hat = (y + rng.normal(0, 0.05, y.shape)).astype(np.float32)
+  np.testing.assert_allclose(losses.ESRLoss()(y, y_hat), dsp.esr(y, y_hat), rtol=1e-4)
+  a = 0.9
+  pre = lambda x: x - a * np.concatenate([np.zeros([3, 1]), x[:, :-1]], axis=1)
+  np.testing.assert_allclose(losses.PreEmphasisESRLoss(a)(y, y_hat), dsp.esr(pre(y), pre(y_hat)),
+                             rtol=1e-4)
+  np.testing.assert_allclose(losses.MSELoss()(y, y_hat), np.mean((y - y_hat) ** 2), rtol=1e-4)
+  dc = np.sum(np.mean(y - y_hat, 1) ** 2) / np.sum(np.mean(y ** 2, 1))
+  np.testing.assert_allclose(losses.DCLoss()(y, y_hat), dc, rtol=1e-3)
+  stft = losses.MultiResolutionSTFTLoss((128, 64))
+  assert float(stft(y, y)) == pytest.approx(0.0, abs=1e-5)
+  assert float(stft(y, y_hat)) > 0.01
+  combined = losses.make_loss(TrainConfig(loss='esr+0.5*mse'))
+  np.testing.assert_allclose(combined(y, y_hat),
+                             dsp.esr(y, y_hat) + 0.5 * np.mean((y - y_hat) ** 2), rtol=1e-4)
+  assert losses.parse_loss_spec('esr_preemphasis + 0.1*mrstft') == [(1.0, 'esr_preemphasis'),
+                                                                     (0.1, 'mrstft')]
+
+
+def test_streaming_esr_sums_over_all_batches():
+  rng = np.random.default_rng(2)
+  batches = [(rng.normal(0, s, [2, 100]), rng.normal(0, s, [2, 100])) for s in (1.0, 0.01)]
+  esr, esr_db = train_metrics.ESR(), train_metrics.ESRdB()
+  for y, y_hat in batches:
+    esr.update_state(y, y_hat)
+    esr_db.update_state(y, y_hat)
+  y = np.concatenate([b[0] for b in batches])
+  y_hat = np.concatenate([b[1] for b in batches])
+  np.testing.assert_allclose(esr.result(), dsp.esr(y, y_hat), rtol=1e-5)
+  np.testing.assert_allclose(esr_db.result(), dsp.esr_db(y, y_hat), atol=1e-4)
+
+
+# --- Data ----------------------------------------------------------------------------
+
+def test_dataset_shapes_shuffling_and_length_check(dataset):
+  config = TrainConfig(**SMALL)
+  ds = data.make_dataset([dataset['train']], config, batch_size=4, training=True)
+  dry, wet = next(iter(ds))
+  assert dry.shape == (4, WINDOW + 2 * CONTEXT) and wet.shape == (4, WINDOW)
+  first = [b[1].numpy()[:, 0] for b in ds.take(3)]
+  second = [b[1].numpy()[:, 0] for b in ds.take(3)]
+  assert not all(np.array_equal(a, b) for a, b in zip(first, second))  # reshuffled per epoch
+  # wet is the effect of the centre of dry.
+  dry, wet = data.take_numpy([dataset['eval']], config, 4)
+  np.testing.assert_allclose(wet[1], effect(dry[1])[CONTEXT:CONTEXT + WINDOW], atol=1e-5)
+  n_train = data.count_examples([dataset['train']])
+  assert n_train == 2 * len(dsp.window_starts(4 * SR, WINDOW, HOP))
+  with pytest.raises(ValueError, match='window_samples'):
+    data.check_example_lengths([dataset['train']], TrainConfig(**{**SMALL, 'context_samples': 0}))
+
+
+def test_least_squares_fir_recovers_the_filter(dataset):
+  config = TrainConfig(**SMALL)
+  dry, wet = data.take_numpy([dataset['train']], config, 32)
+  h = fir_init.fit_fir_windows(dry, wet, 64, 16, CONTEXT)
+  np.testing.assert_allclose(h[16:16 + len(FIR)], FIR, atol=1e-5)
+  assert np.abs(h[:16]).max() < 1e-5 and np.abs(h[16 + len(FIR):]).max() < 1e-5
+  # No context at all (signals that start at the window): the zeros outside are exact.
+  x = np.stack([testing.noise(500, seed) for seed in range(4)])
+  y = np.stack([effect(row) for row in x])
+  h = fir_init.fit_fir_windows(x, y, 40, 3, 0)
+  np.testing.assert_allclose(h[3:3 + len(FIR)], FIR, atol=1e-5)
+
+
+# --- Architectures -------------------------------------------------------------------
+
+ARCHITECTURES = {
+    'conv_causal': dict(),
+    'conv_noncausal_modulated': dict(causal=False, modulation_channels=2, modulation_taps=8),
+    'dense': dict(model='dense', dense_frame_samples=64, dense_units=32),
+    'tcn': dict(model='tcn', tcn_channels=4, tcn_dilations=(1, 2, 4, 8), fir_taps=0),
+    'tcn_noncausal_fir': dict(model='tcn', causal=False, tcn_kernel=4, tcn_channels=4,
+                              tcn_dilations=(1, 3), fir_taps=16, fir_lookahead=5),
+}
+
+
+@pytest.mark.parametrize('name', sorted(ARCHITECTURES))
+def test_impulse_response_stays_inside_the_receptive_field(name):
+  config = TrainConfig(**{**SMALL, **ARCHITECTURES[name]})
+  model = architectures.build_model(config)
+  randomise(model)
+  past, future = architectures.receptive_field_extent(config)
+  assert architectures.receptive_field(config) == past + 1 + future
+  length = past + future + 700
+  silence = np.zeros([1, length], np.float32)
+  for position in (future + 300, future + 317):
+    impulse = silence.copy()
+    impulse[0, position] = 0.5
+    response = (model(impulse) - model(silence)).numpy()[0]
+    reached = np.nonzero(response)[0]
+    assert reached.min() >= position - future and reached.max() <= position + past, name
+    if config.model != 'dense':  # the stated extent is tight to within one block
+      slack = architectures.block_multiple(config) + config.conv_kernel
+      assert reached.max() > position + past - slack and reached.min() < position - future + slack
+
+
+@pytest.mark.parametrize('name', sorted(ARCHITECTURES))
+def test_any_length_and_block_processing(name):
+  """Any input length works; output depends only on samples within the receptive field."""
+  config = TrainConfig(**{**SMALL, **ARCHITECTURES[name]})
+  model = architectures.build_model(config)
+  randomise(model, seed=1)
+  x = testing.noise(3000, seed=3)[None]
+  for length in (1, 1000, 1777):
+    assert model(x[:, :length]).shape == (1, length)
+  full = model(x).numpy()[0]
+  past, future = architectures.receptive_field_extent(config)
+  m = architectures.block_multiple(config)
+  # A prefix gives the same output wherever the cut is out of reach.
+  cut = 2000
+  prefix = model(x[:, :cut]).numpy()[0]
+  np.testing.assert_allclose(prefix[:cut - future], full[:cut - future], atol=1e-5)
+  # Block-wise: a block starting at a multiple of block_multiple, with `past` samples of
+  # context before it and `future` after it, reproduces the whole-signal output.
+  start = (past // m + 2) * m
+  lo = (start - past) // m * m
+  block = model(x[:, lo:start + 500 + future]).numpy()[0]
+  np.testing.assert_allclose(block[start - lo:start - lo + 500], full[start:start + 500],
+                             atol=1e-5)
+
+
+# --- Training and export -------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def trained_conv(dataset, tmp_path_factory):
+  """run_fn on the default conv model (least-squares FIR start), step budget 20."""
+  tmp_path = tmp_path_factory.mktemp('conv')
+  config = TrainConfig(**{**SMALL, 'epochs': 3})
+  args = fn_args(tmp_path, dataset, config, train_steps=20)
+  model_lib.run_fn(args)
+  return args, config
+
+
+def test_run_fn_exports_both_signatures(trained_conv, dataset):
+  args, config = trained_conv
+  loaded = tf.saved_model.load(args.serving_model_dir)
+  assert set(loaded.signatures) == {'serving_default', 'serving_examples'}
+  for length in (1000, 4097):
+    audio = np.stack([testing.noise(length, 5), testing.noise(length, 6)])
+    assert serve_audio(loaded, audio).shape == (2, length)
+  records = [r.numpy() for r in tf.data.TFRecordDataset(
+      tf.io.gfile.glob(dataset['test']), 'GZIP').take(3)]
+  wet = loaded.signatures['serving_examples'](examples=tf.constant(records))['wet'].numpy()
+  assert wet.shape == (3, WINDOW)
+  dry, _ = data.take_numpy([dataset['test']], config, 3)
+  np.testing.assert_allclose(wet, serve_audio(loaded, dry)[:, CONTEXT:CONTEXT + WINDOW],
+                             atol=1e-6)
+
+
+def test_run_fn_learns_the_linear_effect(trained_conv, dataset):
+  args, _ = trained_conv
+  loaded = tf.saved_model.load(args.serving_model_dir)
+  dry, wet = dataset['tracks']['test']['noise_test']
+  assert dsp.esr_db(wet, serve_audio(loaded, dry[None])[0]) < -40.0
+
+
+def test_run_fn_metadata_logs_and_step_budget(trained_conv):
+  args, config = trained_conv
+  meta = export.read_metadata(args.serving_model_dir)
+  assert meta['receptive_field_samples'] == architectures.receptive_field(config)
+  assert meta['block_multiple'] == config.conv_stride
+  assert (meta['sample_rate'], meta['window_samples'], meta['context_samples']) == (
+      SR, WINDOW, CONTEXT)
+  assert meta['model'] == 'conv' and meta['parameter_count'] > 0
+  assert TrainConfig.from_custom_config(meta['train_config']) == config
+  with open(os.path.join(args.model_run_dir, model_lib.SUMMARY_FILE)) as f:
+    summary = json.load(f)
+  assert summary['plan']['total_steps'] == 20 and summary['steps_run'] == 20
+  assert summary['epochs_run'] == 2          # 16 steps per epoch
+  assert tf.io.gfile.glob(os.path.join(args.model_run_dir, 'train', 'events.out.*'))
+
+
+def test_run_fn_learns_from_scratch(dataset, tmp_path):
+  """Without the least-squares start, gradient descent alone learns the filter."""
+  config = TrainConfig(**{**SMALL, 'fir_init': 'zeros', 'fir_lr_scale': 1.0, 'epochs': 8,
+                          'learning_rate': 0.01})
+  args = fn_args(tmp_path, dataset, config)
+  model_lib.run_fn(args)
+  loaded = tf.saved_model.load(args.serving_model_dir)
+  dry, wet = dataset['tracks']['test']['noise_test']
+  assert dsp.esr_db(wet, serve_audio(loaded, dry[None])[0]) < -20.0
+
+
+def test_run_fn_dense_baseline(dataset, tmp_path):
+  config = TrainConfig(**{**SMALL, 'model': 'dense', 'dense_frame_samples': 128,
+                          'dense_units': 128, 'epochs': 8, 'learning_rate': 0.003})
+  args = fn_args(tmp_path, dataset, config)
+  model_lib.run_fn(args)
+  loaded = tf.saved_model.load(args.serving_model_dir)
+  for length in (1000, 4097):
+    assert serve_audio(loaded, testing.noise(length, 7)[None]).shape == (1, length)
+  dry, wet = dataset['tracks']['test']['noise_test']
+  assert dsp.esr_db(wet, serve_audio(loaded, dry[None])[0]) < dsp.esr_db(wet, dry) - 6.0
+  assert export.read_metadata(args.serving_model_dir)['block_multiple'] == 128
+
+
+# --- Callbacks and distribution ------------------------------------------------------
+
+def test_restore_best_and_step_budget():
+  model = keras.Sequential([keras.Input([1]), keras.layers.Dense(1)])
+  best = callbacks.RestoreBest('val_esr_db')
+  best.set_model(model)
+  best.start_from(model, -10.0)
+  initial = [w.copy() for w in model.get_weights()]
+  model.set_weights([w + 1 for w in initial])
+  best.on_epoch_end(0, {'val_esr_db': -5.0})     # worse: not kept
+  best.on_train_end()
+  assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), initial))
+  assert best.best_epoch == 0
+  budget = callbacks.StepBudget(2)
+  budget.set_model(model)
+  model.stop_training = False
+  budget.on_train_batch_end(0)
+  assert not model.stop_training
+  budget.on_train_batch_end(1)
+  assert model.stop_training
+
+
+def test_strategy_choice():
+  cluster = {'cluster': {'worker': ['a:1', 'b:2']}, 'task': {'type': 'worker', 'index': 1}}
+  assert distribute.strategy_kind({}, 0) == distribute.DEFAULT
+  assert distribute.strategy_kind({}, 2) == distribute.MIRRORED
+  assert distribute.strategy_kind(cluster, 0) == distribute.MULTI_WORKER
+  assert distribute.strategy_kind({'cluster': {'worker': ['a:1']}}, 4) == distribute.MIRRORED
+  with pytest.raises(ValueError, match='parameter-server'):
+    distribute.strategy_kind({'cluster': {'worker': ['a:1'], 'ps': ['p:1']}}, 0)
+  assert not distribute.is_chief(cluster)
+  assert distribute.is_chief({**cluster, 'task': {'type': 'worker', 'index': 0}})
+  with_chief = {'cluster': {'chief': ['c:1'], 'worker': ['a:1']},
+                'task': {'type': 'worker', 'index': 0}}
+  assert not distribute.is_chief(with_chief)
+  assert distribute.write_dir('/out', {}) == '/out'
+  scratch = distribute.write_dir('/out', cluster)
+  assert scratch != '/out' and os.path.isdir(scratch)
+  distribute.cleanup_write_dir('/out', scratch)
+  assert not os.path.exists(scratch)
+  assert isinstance(distribute.choose_strategy(), tf.distribute.Strategy)

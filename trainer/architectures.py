@@ -1,0 +1,278 @@
+"""Model architectures: ``audio [batch, samples] -> wet [batch, samples]``, any length.
+
+* ``conv`` (default): a strided Conv1D encoder (kernel K, stride S) turns audio into
+  latent frames of S samples; pointwise Dense layers and residual dilated Conv1D
+  blocks over the frames give nonlinear capacity and long memory (a compressor needs
+  hundreds of ms); a Conv1DTranspose decoder (kernel K, stride S) returns to samples.
+  A parallel linear FIR branch is added to the output (linear effects are then easy;
+  it can start from a least-squares fit), and an optional time-varying filter branch
+  adds ``sum_m g_m(t) * (f_m * x)(t)`` with gains g_m decoded from the latent frames.
+  Input is padded to a multiple of S inside the model and cropped back.
+* ``dense``: the original fully connected baseline: frames of N samples -> Dense
+  layers -> N samples, framewise (no memory across frames).
+* ``tcn``: gated residual dilated Conv1D layers at the sample rate plus the FIR branch.
+
+The residual paths' last layers start at zero, so an untrained conv/tcn model is its
+FIR branch.  :func:`receptive_field_extent` gives, for every output sample t, the input
+span ``[t - past, t + future]`` outside which input changes cannot affect it.
+"""
+from __future__ import annotations
+
+import os
+from typing import Tuple
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+
+import numpy as np  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+import tf_keras as keras  # pylint: disable=g-import-not-at-top
+
+from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
+
+INPUT_NAME = 'audio'
+
+
+# --- Layers --------------------------------------------------------------------------
+
+class PadTime(keras.layers.Layer):
+  """Zero-pads the time axis of ``[batch, time, channels]``.
+
+  Adds ``left`` samples before and ``right`` after, plus what is needed to make the
+  unpadded length a multiple of ``multiple`` (appended at the end).
+  """
+
+  def __init__(self, left: int = 0, right: int = 0, multiple: int = 1, **kwargs):
+    super().__init__(**kwargs)
+    self.left, self.right, self.multiple = int(left), int(right), int(multiple)
+
+  def call(self, x):
+    extra = tf.math.floormod(-tf.shape(x)[1], self.multiple)
+    return tf.pad(x, [[0, 0], [self.left, self.right + extra], [0, 0]])
+
+  def get_config(self):
+    return {**super().get_config(), 'left': self.left, 'right': self.right,
+            'multiple': self.multiple}
+
+
+class CropTime(keras.layers.Layer):
+  """``([batch, time', channels], reference [batch, time])`` -> ``x[:, offset:offset + time]``."""
+
+  def __init__(self, offset: int = 0, **kwargs):
+    super().__init__(**kwargs)
+    self.offset = int(offset)
+
+  def call(self, inputs):
+    x, reference = inputs
+    return x[:, self.offset:self.offset + tf.shape(reference)[1]]
+
+  def get_config(self):
+    return {**super().get_config(), 'offset': self.offset}
+
+
+class FIRFilter(keras.layers.Layer):
+  """Linear FIR filter ``y[t] = sum_k h[k] x[t + lookahead - k]``, ``[b, t, 1] -> [b, t, 1]``.
+
+  ``h`` (``[taps]``, in time order) is stored as ``h / scale``: with Adam, whose steps
+  are about the learning rate whatever the gradient size, ``scale`` < 1 makes the
+  filter move ``scale`` times slower than the other weights, so a least-squares start
+  (:meth:`set_filter`) is refined rather than shaken. Outside the input, x is 0.
+  """
+
+  def __init__(self, taps: int, lookahead: int = 0, scale: float = 1.0, **kwargs):
+    super().__init__(**kwargs)
+    self.taps, self.lookahead, self.scale = int(taps), int(lookahead), float(scale)
+
+  def build(self, input_shape):
+    self.kernel = self.add_weight('kernel', shape=[self.taps], initializer='zeros')
+    super().build(input_shape)
+
+  @property
+  def filter(self) -> tf.Tensor:
+    """The effective FIR h, ``[taps]``."""
+    return self.kernel * self.scale
+
+  def set_filter(self, h) -> None:
+    self.kernel.assign(tf.cast(h, self.kernel.dtype) / self.scale)
+
+  def call(self, x):
+    padded = tf.pad(x, [[0, 0], [self.taps - 1 - self.lookahead, self.lookahead], [0, 0]])
+    weights = tf.reshape(tf.reverse(self.filter, [0]), [self.taps, 1, 1])
+    return tf.nn.conv1d(padded, tf.cast(weights, padded.dtype), stride=1, padding='VALID')
+
+  def get_config(self):
+    return {**super().get_config(), 'taps': self.taps, 'lookahead': self.lookahead,
+            'scale': self.scale}
+
+
+class ModulatedSum(keras.layers.Layer):
+  """``(gains [b, t, m], signals [b, t, m])`` -> ``sum_m gains * signals``, ``[b, t, 1]``."""
+
+  def call(self, inputs):
+    gains, signals = inputs
+    return tf.reduce_sum(gains * signals, axis=-1, keepdims=True)
+
+
+# --- Receptive field -----------------------------------------------------------------
+
+def _same_padding(kernel: int, dilation: int) -> Tuple[int, int]:
+  """(before, after) padding of a stride-1 'same' convolution (TF pads more at the end)."""
+  total = (kernel - 1) * dilation
+  return total // 2, total - total // 2
+
+
+def _latent_frames(config: TrainConfig, kernel: int, dilations) -> Tuple[int, int]:
+  """(past, future) reach, in frames/samples, of a stack of dilated convolutions."""
+  if config.causal:
+    return sum((kernel - 1) * d for d in dilations), 0
+  pads = [_same_padding(kernel, d) for d in dilations]
+  return sum(p for p, _ in pads), sum(f for _, f in pads)
+
+
+def receptive_field_extent(config: TrainConfig) -> Tuple[int, int]:
+  """(past, future) in samples: output t depends only on input ``[t - past, t + future]``."""
+  fir = (config.fir_taps - 1 - config.fir_lookahead, config.fir_lookahead) \
+      if config.fir_taps else (0, 0)
+  if config.model == 'dense':
+    n = config.dense_frame_samples
+    return n - 1, n - 1
+  if config.model == 'tcn':
+    past, future = _latent_frames(config, config.tcn_kernel, config.tcn_dilations)
+    return max(past, fir[0]), max(future, fir[1])
+  s, overlap = config.conv_stride, (config.conv_kernel - config.conv_stride) // 2
+  frames_past, frames_future = _latent_frames(config, config.latent_kernel,
+                                              config.latent_dilations)
+  past = s * (frames_past + 1) + 2 * overlap - 1
+  future = s * (frames_future + 1) + 2 * overlap - 1
+  if config.modulation_channels:
+    look = _modulation_lookahead(config)
+    fir = (max(fir[0], config.modulation_taps - 1 - look), max(fir[1], look))
+  return max(past, fir[0]), max(future, fir[1])
+
+
+def receptive_field(config: TrainConfig) -> int:
+  """Length (samples) of the input span that can affect one output sample: past + 1 + future."""
+  past, future = receptive_field_extent(config)
+  return past + 1 + future
+
+
+def block_multiple(config: TrainConfig) -> int:
+  """Block-wise processing must start blocks at multiples of this (samples)."""
+  return {'conv': config.conv_stride, 'dense': config.dense_frame_samples}.get(config.model, 1)
+
+
+def describe(config: TrainConfig) -> str:
+  """One line: architecture and receptive field in samples and ms."""
+  past, future = receptive_field_extent(config)
+  ms = 1000.0 / config.sample_rate
+  return (f'{config.model}: receptive field {past + 1 + future} samples '
+          f'({(past + 1 + future) * ms:.1f} ms; past {past} = {past * ms:.1f} ms, '
+          f'future {future} = {future * ms:.1f} ms), block multiple {block_multiple(config)}')
+
+
+def _modulation_lookahead(config: TrainConfig) -> int:
+  return min(config.fir_lookahead, config.modulation_taps - 1)
+
+
+# --- Builders ------------------------------------------------------------------------
+
+def _fir_branch(config: TrainConfig, x3):
+  return FIRFilter(config.fir_taps, config.fir_lookahead, config.fir_lr_scale, name='fir')(x3)
+
+
+def build_conv(config: TrainConfig) -> keras.Model:
+  """conv -> dense -> Conv1DTranspose model with a FIR branch; see the module docstring."""
+  s, k, c = config.conv_stride, config.conv_kernel, config.latent_channels
+  overlap = (k - s) // 2
+  audio = keras.Input(shape=[None], name=INPUT_NAME)                    # [b, t]
+  x3 = keras.layers.Reshape([-1, 1], name='to_channels')(audio)           # [b, t, 1]
+  padded = PadTime(overlap, overlap, s, name='pad_to_frames')(x3)         # [b, F*S + 2h, 1]
+  z = keras.layers.Conv1D(c, k, strides=s, name='encoder')(padded)        # [b, F, c]
+  for i in range(config.latent_dense_layers):
+    z = keras.layers.Dense(c, activation=config.activation, name=f'frame_dense_{i}')(z)
+  padding = 'causal' if config.causal else 'same'
+  for i, dilation in enumerate(config.latent_dilations):
+    h = keras.layers.Conv1D(c, config.latent_kernel, dilation_rate=dilation, padding=padding,
+                            activation=config.activation, name=f'latent_conv_{i}')(z)
+    h = keras.layers.Dense(c, name=f'latent_mix_{i}')(h)
+    z = keras.layers.Add(name=f'latent_residual_{i}')([z, h])
+  z = keras.layers.Dense(c, activation=config.activation, name='frame_out')(z)
+  decoded = keras.layers.Conv1DTranspose(1, k, strides=s, kernel_initializer='zeros',
+                                         name='decoder')(z)                # [b, F*S + 2h, 1]
+  branches = [CropTime(overlap, name='crop_decoder')([decoded, audio])]
+  if config.fir_taps:
+    branches.append(_fir_branch(config, x3))
+  if config.modulation_channels:
+    m = config.modulation_channels
+    gains = keras.layers.Conv1DTranspose(m, k, strides=s, kernel_initializer='zeros',
+                                         name='modulation_decoder')(z)
+    gains = CropTime(overlap, name='crop_gains')([gains, audio])          # [b, t, m]
+    look = _modulation_lookahead(config)
+    filtered = PadTime(config.modulation_taps - 1 - look, look, name='pad_modulation')(x3)
+    filtered = keras.layers.Conv1D(m, config.modulation_taps, use_bias=False,
+                                   name='modulation_fir')(filtered)      # [b, t, m]
+    branches.append(ModulatedSum(name='modulation')([gains, filtered]))
+  out = keras.layers.Add(name='sum')(branches) if len(branches) > 1 else branches[0]
+  wet = keras.layers.Reshape([-1], name='wet')(out)
+  return keras.Model(audio, wet, name='fxemu_conv')
+
+
+def build_dense(config: TrainConfig) -> keras.Model:
+  """Framewise fully connected baseline: N samples -> Dense x L -> N samples."""
+  n = config.dense_frame_samples
+  audio = keras.Input(shape=[None], name=INPUT_NAME)
+  x3 = keras.layers.Reshape([-1, 1], name='to_channels')(audio)
+  padded = PadTime(0, 0, n, name='pad_to_frames')(x3)
+  frames = keras.layers.Reshape([-1, n], name='frames')(padded)           # [b, F, n]
+  h = frames
+  for i in range(config.dense_layers):
+    h = keras.layers.Dense(config.dense_units, activation=config.activation,
+                           name=f'dense_{i}')(h)
+  h = keras.layers.Dense(n, name='dense_out')(h)                          # [b, F, n]
+  samples = keras.layers.Reshape([-1, 1], name='samples')(h)              # [b, F*n, 1]
+  cropped = CropTime(0, name='crop')([samples, audio])
+  wet = keras.layers.Reshape([-1], name='wet')(cropped)
+  return keras.Model(audio, wet, name='fxemu_dense')
+
+
+def build_tcn(config: TrainConfig) -> keras.Model:
+  """Gated dilated residual Conv1D stack at the sample rate (WaveNet-like) + FIR branch."""
+  c, padding = config.tcn_channels, 'causal' if config.causal else 'same'
+  audio = keras.Input(shape=[None], name=INPUT_NAME)
+  x3 = keras.layers.Reshape([-1, 1], name='to_channels')(audio)
+  h = keras.layers.Conv1D(c, 1, name='input_mix')(x3)
+  skips = []
+  for i, dilation in enumerate(config.tcn_dilations):
+    filt = keras.layers.Conv1D(c, config.tcn_kernel, dilation_rate=dilation, padding=padding,
+                               activation='tanh', name=f'filter_{i}')(h)
+    gate = keras.layers.Conv1D(c, config.tcn_kernel, dilation_rate=dilation, padding=padding,
+                               activation='sigmoid', name=f'gate_{i}')(h)
+    gated = keras.layers.Multiply(name=f'gated_{i}')([filt, gate])
+    skips.append(gated)
+    mixed = keras.layers.Conv1D(c, 1, name=f'mix_{i}')(gated)
+    h = keras.layers.Add(name=f'residual_{i}')([h, mixed])
+  mixed = keras.layers.Concatenate(name='skips')(skips)
+  mixed = keras.layers.Conv1D(c, 1, activation=config.activation, name='post')(mixed)
+  branches = [keras.layers.Conv1D(1, 1, kernel_initializer='zeros', name='out')(mixed)]
+  if config.fir_taps:
+    branches.append(_fir_branch(config, x3))
+  out = keras.layers.Add(name='sum')(branches) if len(branches) > 1 else branches[0]
+  wet = keras.layers.Reshape([-1], name='wet')(out)
+  return keras.Model(audio, wet, name='fxemu_tcn')
+
+
+def build_model(config: TrainConfig) -> keras.Model:
+  """The architecture selected by ``config.model``: ``[b, t] -> [b, t]``, float32."""
+  builders = {'conv': build_conv, 'dense': build_dense, 'tcn': build_tcn}
+  return builders[config.model](config)
+
+
+def fir_layer(model: keras.Model):
+  """The model's :class:`FIRFilter` layer, or None."""
+  for layer in model.layers:
+    if isinstance(layer, FIRFilter):
+      return layer
+  return None
+
+
+def parameter_count(model: keras.Model) -> int:
+  return int(np.sum([np.prod(w.shape) for w in model.trainable_weights]))

@@ -1,0 +1,228 @@
+"""TrainConfig: every option of the trainer, with defaults and help texts.
+
+The pipeline passes it to the TFX Trainer as ``custom_config`` (a flat JSON-able dict,
+see :meth:`TrainConfig.to_custom_config`) and ``run_fn`` reads it back with
+:meth:`TrainConfig.from_custom_config`. Command-line flags can be generated from the
+fields: each has a default and ``metadata['help']``; :meth:`TrainConfig.parse_field`
+turns a flag's text into the field's type (tuples are comma-separated).
+
+Lengths are in samples unless a name says otherwise.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+MODELS = ('conv', 'dense', 'tcn')
+LOSS_TERMS = ('mse', 'esr', 'esr_preemphasis', 'mrstft', 'dc')
+LR_SCHEDULES = ('cosine', 'constant', 'plateau')
+FIR_INITS = ('least_squares', 'zeros')
+ACTIVATIONS = ('tanh', 'relu', 'gelu', 'elu', 'softsign')
+
+
+def _field(default, help_text: str):
+  if isinstance(default, (list, tuple)):
+    return dataclasses.field(default_factory=lambda: tuple(default), metadata={'help': help_text})
+  return dataclasses.field(default=default, metadata={'help': help_text})
+
+
+@dataclasses.dataclass
+class TrainConfig:
+  """Options of the fxemu trainer. See each field's ``metadata['help']``."""
+
+  # --- Data contract (must match the ExampleGen's parameters) ----------------------
+  sample_rate: int = _field(44100, 'Sample rate of the examples (Hz).')
+  window_samples: int = _field(32768, 'Length of the wet target of each example (samples); '
+                               'must equal the ExampleGen window.')
+  context_samples: int = _field(16384, 'Dry samples on each side of the target (samples); must '
+                                'equal the ExampleGen context. Should be >= the model\'s '
+                                'receptive field (past side) for exact training targets.')
+
+  # --- Model -----------------------------------------------------------------------
+  model: str = _field('conv', 'Architecture: conv (strided conv -> dense/dilated latent -> '
+                      'Conv1DTranspose, plus a linear FIR branch), dense (fully connected '
+                      'framewise baseline) or tcn (dilated sample-rate conv stack).')
+  activation: str = _field('tanh', f'Nonlinearity of hidden layers: {", ".join(ACTIVATIONS)}.')
+  causal: bool = _field(True, 'Latent/TCN convolutions see only the past (the effect is '
+                        'causal), which doubles the useful memory for the same cost.')
+  conv_stride: int = _field(64, 'conv: stride S of the encoder and decoder (samples per latent '
+                            'frame). Inputs are processed in multiples of S (block_multiple).')
+  conv_kernel: int = _field(128, 'conv: kernel K of the encoder/decoder (samples, >= S, K - S '
+                            'even): frames overlap by (K - S) / 2 samples on each side.')
+  latent_channels: int = _field(64, 'conv: channels of the latent frames.')
+  latent_dense_layers: int = _field(2, 'conv: pointwise Dense layers applied to every latent '
+                                    'frame (nonlinear capacity).')
+  latent_kernel: int = _field(3, 'conv: kernel (frames, odd) of the dilated latent convolutions.')
+  latent_dilations: Tuple[int, ...] = _field(
+      (1, 2, 4, 8, 16, 32, 64), 'conv: dilations of the residual latent Conv1D blocks '
+      '(comma-separated); memory = S * sum((kernel - 1) * dilation) samples.')
+  fir_taps: int = _field(256, 'conv/tcn: taps of the parallel linear FIR branch (0 = none).')
+  fir_lookahead: int = _field(16, 'conv/tcn: taps of the FIR branch that look ahead (future '
+                              'samples), for slightly misaligned recordings.')
+  fir_init: str = _field('least_squares', 'Initial FIR branch: least_squares (fitted to the '
+                         'training data before training; linear effects start solved) or zeros.')
+  fir_lr_scale: float = _field(0.1, 'Learning-rate multiplier of the FIR branch (a fitted '
+                               'filter needs small steps).')
+  fir_init_examples: int = _field(256, 'Training examples (spread evenly over the split) used '
+                                 'for the least-squares FIR fit.')
+  modulation_channels: int = _field(0, 'conv: channels of a time-varying filter branch: the '
+                                    'decoder also emits M gains per sample that multiply M '
+                                    'learned short FIRs of the input (compressors). 0 = none.')
+  modulation_taps: int = _field(32, 'conv: taps of each modulated FIR.')
+  dense_frame_samples: int = _field(512, 'dense: frame length N (samples in = samples out).')
+  dense_units: int = _field(512, 'dense: units of each hidden layer.')
+  dense_layers: int = _field(2, 'dense: hidden layers.')
+  tcn_channels: int = _field(16, 'tcn: channels.')
+  tcn_kernel: int = _field(3, 'tcn: kernel size (samples).')
+  tcn_dilations: Tuple[int, ...] = _field(
+      (1, 2, 4, 8, 16, 32, 64, 128, 256, 512), 'tcn: dilations of the gated residual layers.')
+
+  # --- Training --------------------------------------------------------------------
+  loss: str = _field('esr', 'Training loss: a term or a weighted sum of terms such as '
+                     f'"esr_preemphasis+0.1*mrstft"; terms: {", ".join(LOSS_TERMS)}.')
+  preemphasis: float = _field(0.95, 'Coefficient a of the pre-emphasis filter 1 - a z^-1 '
+                              '(esr_preemphasis loss).')
+  stft_fft_sizes: Tuple[int, ...] = _field((2048, 512, 128), 'mrstft: FFT sizes (hop = size/4).')
+  epochs: int = _field(50, 'Maximum number of passes over the training split.')
+  batch_size: int = _field(8, 'Examples per batch per replica (global batch = this x replicas).')
+  learning_rate: float = _field(1e-3, 'Peak learning rate (Adam).')
+  lr_schedule: str = _field('cosine', f'Learning-rate schedule: {", ".join(LR_SCHEDULES)} '
+                            '(cosine decays to lr * min_lr_fraction over all steps).')
+  warmup_steps: int = _field(100, 'Linear learning-rate warm-up steps (cosine schedule; at '
+                             'most a quarter of all steps).')
+  min_lr_fraction: float = _field(0.02, 'Final learning rate as a fraction of the peak.')
+  clipnorm: float = _field(1.0, 'Gradient norm clipping (0 = off).')
+  early_stopping_patience: int = _field(10, 'Epochs without improvement of the eval ESR before '
+                                        'training stops (0 = never stop early).')
+  shuffle_buffer: int = _field(1024, 'Examples in the shuffle buffer.')
+  cache: bool = _field(True, 'Cache the parsed training/eval examples in memory.')
+  seed: int = _field(0, 'Random seed (weights, shuffling).')
+
+  def __post_init__(self):
+    for name in ('latent_dilations', 'tcn_dilations', 'stft_fft_sizes'):
+      setattr(self, name, tuple(int(v) for v in _as_sequence(getattr(self, name))))
+    self.validate()
+
+  def validate(self) -> None:
+    """Raises ValueError naming the first inconsistent option."""
+    def check(ok, message):
+      if not ok:
+        raise ValueError(f'TrainConfig: {message}')
+    check(self.model in MODELS, f'model must be one of {MODELS}, got {self.model!r}')
+    check(self.activation in ACTIVATIONS, f'activation must be one of {ACTIVATIONS}')
+    check(self.lr_schedule in LR_SCHEDULES, f'lr_schedule must be one of {LR_SCHEDULES}')
+    check(self.fir_init in FIR_INITS, f'fir_init must be one of {FIR_INITS}')
+    for name in ('sample_rate', 'window_samples', 'conv_stride', 'conv_kernel',
+                 'latent_channels', 'latent_kernel', 'dense_frame_samples', 'dense_units',
+                 'tcn_channels', 'tcn_kernel', 'epochs', 'batch_size', 'modulation_taps'):
+      check(getattr(self, name) > 0, f'{name} must be positive, got {getattr(self, name)}')
+    for name in ('context_samples', 'fir_taps', 'fir_lookahead', 'latent_dense_layers',
+                 'dense_layers', 'modulation_channels', 'warmup_steps', 'clipnorm',
+                 'early_stopping_patience', 'shuffle_buffer', 'fir_init_examples'):
+      check(getattr(self, name) >= 0, f'{name} must be >= 0, got {getattr(self, name)}')
+    check(self.conv_kernel >= self.conv_stride and (self.conv_kernel - self.conv_stride) % 2 == 0,
+          f'conv_kernel ({self.conv_kernel}) must be >= conv_stride ({self.conv_stride}) '
+          'and differ from it by an even number')
+    check(self.latent_kernel % 2 == 1, 'latent_kernel must be odd')
+    check(self.fir_taps == 0 or self.fir_lookahead < self.fir_taps,
+          'fir_lookahead must be smaller than fir_taps')
+    check(all(d > 0 for d in self.latent_dilations + self.tcn_dilations),
+          'dilations must be positive')
+    check(len(self.tcn_dilations) > 0, 'tcn_dilations must not be empty')
+    check(all(n >= 8 for n in self.stft_fft_sizes), 'stft_fft_sizes must be >= 8')
+    check(0.0 < self.learning_rate, 'learning_rate must be positive')
+    check(0.0 < self.fir_lr_scale, 'fir_lr_scale must be positive')
+    check(0.0 <= self.min_lr_fraction <= 1.0, 'min_lr_fraction must be in [0, 1]')
+    check(0.0 <= self.preemphasis < 1.0, 'preemphasis must be in [0, 1)')
+    try:
+      parse_loss_spec(self.loss)
+    except ValueError as e:
+      raise ValueError(f'TrainConfig: loss: {e}') from e
+
+  @property
+  def input_samples(self) -> int:
+    """Length of the ``dry`` feature: window + 2 * context."""
+    return self.window_samples + 2 * self.context_samples
+
+  def to_custom_config(self) -> Dict[str, Any]:
+    """The options as a flat JSON-able dict (tuples become lists)."""
+    out = {}
+    for f in dataclasses.fields(self):
+      value = getattr(self, f.name)
+      out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+  @classmethod
+  def from_custom_config(cls, custom_config: Optional[Mapping[str, Any]]) -> 'TrainConfig':
+    """Inverse of :meth:`to_custom_config`; missing keys take their defaults.
+
+    Raises:
+      ValueError: unknown keys (typos must not be silently ignored) or invalid values.
+    """
+    custom_config = dict(custom_config or {})
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(custom_config) - names)
+    if unknown:
+      raise ValueError(f'TrainConfig: unknown options {unknown}; known: {sorted(names)}')
+    return cls(**{k: cls._coerce(k, v) for k, v in custom_config.items()})
+
+  @classmethod
+  def field_help(cls) -> Dict[str, str]:
+    """name -> help text, in declaration order."""
+    return {f.name: f.metadata['help'] for f in dataclasses.fields(cls)}
+
+  @classmethod
+  def parse_field(cls, name: str, text: str) -> Any:
+    """Converts a command-line string to the type of field ``name``.
+
+    Booleans accept true/false/1/0/yes/no; tuples are comma-separated integers.
+    """
+    return cls._coerce(name, text)
+
+  @classmethod
+  def _coerce(cls, name: str, value: Any) -> Any:
+    kind = typing.get_type_hints(cls)[name]
+    if kind is bool:
+      if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered not in ('true', 'false', '1', '0', 'yes', 'no'):
+          raise ValueError(f'TrainConfig: {name} must be a boolean, got {value!r}')
+        return lowered in ('true', '1', 'yes')
+      return bool(value)
+    if kind is int:
+      if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f'TrainConfig: {name} must be an integer, got {value!r}')
+      return int(value)
+    if kind in (float, str):
+      return kind(value)
+    return tuple(int(v) for v in _as_sequence(value))
+
+
+def parse_loss_spec(spec: str) -> List[Tuple[float, str]]:
+  """``"esr+0.1*mrstft"`` -> ``[(1.0, 'esr'), (0.1, 'mrstft')]``.
+
+  Raises:
+    ValueError: empty spec, unknown term or bad weight.
+  """
+  terms = []
+  for part in (spec or '').replace(' ', '').split('+'):
+    if not part:
+      raise ValueError(f'empty term in loss spec {spec!r}')
+    weight, _, name = part.rpartition('*')
+    try:
+      weight = float(weight) if weight else 1.0
+    except ValueError as e:
+      raise ValueError(f'bad weight {weight!r} in loss spec {spec!r}') from e
+    if name not in LOSS_TERMS:
+      raise ValueError(f'unknown loss term {name!r} in {spec!r}; choose from {LOSS_TERMS}')
+    terms.append((weight, name))
+  return terms
+
+
+def _as_sequence(value) -> Tuple:
+  if isinstance(value, str):
+    return tuple(v for v in (p.strip() for p in value.split(',')) if v)
+  if isinstance(value, (int, float)):
+    return (value,)
+  return tuple(value)

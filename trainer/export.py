@@ -1,0 +1,94 @@
+"""Serving export: a SavedModel with two signatures and an ``fxemu.json`` asset.
+
+Signatures:
+
+* ``serving_default``: ``audio`` float32 ``[batch, samples]`` (any length) -> ``wet``
+  float32 ``[batch, samples]``: the model's own output, same length, no cropping.
+* ``serving_examples``: ``examples`` (serialized tf.Example, ``[batch]``) -> ``wet``
+  float32 ``[batch, window]``: the centre ``window`` samples of the model's output on
+  the ``dry`` feature, i.e. the prediction of the ``wet`` label (TFMA evaluates it).
+
+``assets/fxemu.json`` holds what a client needs for block-wise processing: sample rate,
+receptive field, block multiple (blocks must start at multiples of it), window/context
+and parameter count.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any, Dict
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+import tf_keras as keras  # pylint: disable=g-import-not-at-top
+
+from trainer import architectures  # pylint: disable=g-import-not-at-top
+from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
+
+ASSET_NAME = 'fxemu.json'
+AUDIO_SIGNATURE = 'serving_default'
+EXAMPLES_SIGNATURE = 'serving_examples'
+
+
+def metadata(model: keras.Model, config: TrainConfig) -> Dict[str, Any]:
+  """Contents of ``fxemu.json``."""
+  past, future = architectures.receptive_field_extent(config)
+  return {
+      'model': config.model,
+      'sample_rate': config.sample_rate,
+      'receptive_field_samples': past + 1 + future,
+      'receptive_field_past_samples': past,
+      'receptive_field_future_samples': future,
+      'block_multiple': architectures.block_multiple(config),
+      'window_samples': config.window_samples,
+      'context_samples': config.context_samples,
+      'parameter_count': architectures.parameter_count(model),
+      'signatures': {AUDIO_SIGNATURE: {'inputs': {'audio': '[batch, samples] float32'},
+                                       'outputs': {'wet': '[batch, samples] float32'}},
+                     EXAMPLES_SIGNATURE: {'inputs': {'examples': '[batch] string'},
+                                          'outputs': {'wet': '[batch, window] float32'}}},
+      'train_config': config.to_custom_config(),
+  }
+
+
+class ServingModule(tf.Module):
+  """Wraps the any-length Keras model with the two serving functions."""
+
+  def __init__(self, model: keras.Model, config: TrainConfig, asset_path: str):
+    super().__init__()
+    self.model = model
+    self.metadata_asset = tf.saved_model.Asset(asset_path)
+    self._window = config.window_samples
+    self._context = config.context_samples
+    self._input_samples = config.input_samples
+
+  @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name='audio')])
+  def serve_audio(self, audio):
+    return {'wet': self.model(audio, training=False)}
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+  def serve_examples(self, examples):
+    features = tf.io.parse_example(
+        examples, {'dry': tf.io.FixedLenFeature([self._input_samples], tf.float32)})
+    wet = self.model(features['dry'], training=False)
+    return {'wet': wet[:, self._context:self._context + self._window]}
+
+
+def export_serving_model(model: keras.Model, config: TrainConfig, export_dir: str) -> str:
+  """Writes the SavedModel (with ``assets/fxemu.json``) to ``export_dir``; returns it."""
+  with tempfile.TemporaryDirectory() as scratch:
+    asset_path = os.path.join(scratch, ASSET_NAME)
+    with open(asset_path, 'w') as f:
+      json.dump(metadata(model, config), f, indent=2, sort_keys=True)
+    module = ServingModule(model, config, asset_path)
+    tf.saved_model.save(module, export_dir, signatures={
+        AUDIO_SIGNATURE: module.serve_audio, EXAMPLES_SIGNATURE: module.serve_examples})
+  return export_dir
+
+
+def read_metadata(export_dir: str) -> Dict[str, Any]:
+  """The ``fxemu.json`` of an exported model."""
+  with tf.io.gfile.GFile(os.path.join(export_dir, 'assets', ASSET_NAME)) as f:
+    return json.load(f)

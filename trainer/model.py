@@ -1,0 +1,185 @@
+"""TFX Trainer entry point: ``run_fn`` (module path ``trainer.model.run_fn``).
+
+Training objective: given ``dry`` (``window + 2 * context`` samples) predict ``wet``,
+the centre ``window`` samples of the model's output. The any-length model is exported
+with the signatures of :mod:`trainer.export`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any, Dict
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+
+from absl import logging  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+import tf_keras as keras  # pylint: disable=g-import-not-at-top
+
+from trainer import architectures  # pylint: disable=g-import-not-at-top
+from trainer import callbacks as callbacks_lib  # pylint: disable=g-import-not-at-top
+from trainer import data  # pylint: disable=g-import-not-at-top
+from trainer import distribute  # pylint: disable=g-import-not-at-top
+from trainer import export  # pylint: disable=g-import-not-at-top
+from trainer import fir_init  # pylint: disable=g-import-not-at-top
+from trainer import losses  # pylint: disable=g-import-not-at-top
+from trainer import train_metrics  # pylint: disable=g-import-not-at-top
+from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
+
+MONITOR = 'val_esr_db'
+SUMMARY_FILE = 'fxemu_training.json'
+
+
+class CentreCrop(keras.layers.Layer):
+  """``[batch, window + 2 * context]`` -> ``[batch, window]`` (the centre)."""
+
+  def __init__(self, context: int, window: int, **kwargs):
+    super().__init__(**kwargs)
+    self.context, self.window = int(context), int(window)
+
+  def call(self, x):
+    return x[:, self.context:self.context + self.window]
+
+  def get_config(self):
+    return {**super().get_config(), 'context': self.context, 'window': self.window}
+
+
+def training_model(core: keras.Model, config: TrainConfig) -> keras.Model:
+  """``dry [b, window + 2 context]`` -> centre of ``core(dry)``, ``[b, window]``."""
+  dry = keras.Input(shape=[config.input_samples], name='dry')
+  wet = CentreCrop(config.context_samples, config.window_samples, name='centre')(core(dry))
+  return keras.Model(dry, wet, name='fxemu_train')
+
+
+def learning_rate(config: TrainConfig, total_steps: int):
+  """The learning rate or schedule of the optimizer."""
+  if config.lr_schedule != 'cosine':
+    return config.learning_rate
+  warmup = min(config.warmup_steps, total_steps // 4)
+  return keras.optimizers.schedules.CosineDecay(
+      initial_learning_rate=config.learning_rate * (0.01 if warmup else 1.0),
+      decay_steps=max(1, total_steps - warmup), alpha=config.min_lr_fraction,
+      warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
+
+
+def initialise_fir(core: keras.Model, config: TrainConfig, train_files, num_train: int) -> None:
+  """Sets the FIR branch to the least-squares filter of (up to ``fir_init_examples``)
+  training examples spread evenly over the training split."""
+  layer = architectures.fir_layer(core)
+  if layer is None or config.fir_init != 'least_squares' or not config.fir_init_examples:
+    return
+  stride = max(1, num_train // config.fir_init_examples)
+  fit = fir_init.FIRLeastSquares(config.fir_taps, config.fir_lookahead, config.context_samples)
+  for dry, wet in data.sample_numpy(train_files, config, stride, config.fir_init_examples):
+    fit.add(dry, wet)
+  layer.set_filter(fit.solve())
+  logging.info('FIR branch initialised by least squares on %d examples', fit.examples)
+
+
+def _plan(config: TrainConfig, num_train: int, global_batch: int, train_steps) -> Dict[str, int]:
+  """Steps per epoch, total step budget and number of epochs."""
+  steps_per_epoch = max(1, math.ceil(num_train / global_batch))
+  total = config.epochs * steps_per_epoch
+  if train_steps:
+    total = min(total, int(train_steps))
+  return {'steps_per_epoch': steps_per_epoch, 'total_steps': total,
+          'epochs': math.ceil(total / steps_per_epoch)}
+
+
+def run_fn(fn_args) -> None:
+  """Trains and exports the model (TFX generic Trainer contract).
+
+  Uses ``fn_args.custom_config`` (a :class:`TrainConfig` dict), ``train_files`` /
+  ``eval_files`` (GZIP TFRecord patterns), ``train_steps`` (upper bound on the total
+  optimizer steps, None/0 = epochs only), ``eval_steps`` (batches per validation,
+  None = the whole eval split), ``model_run_dir`` (TensorBoard logs and a training
+  summary) and ``serving_model_dir`` (the SavedModel).
+  """
+  strategy = distribute.choose_strategy()   # First: multi-worker needs a fresh runtime.
+  config = TrainConfig.from_custom_config(fn_args.custom_config)
+  keras.utils.set_random_seed(config.seed)
+  logging.info('TrainConfig: %s', json.dumps(config.to_custom_config()))
+  logging.info('%s', architectures.describe(config))
+
+  data.check_example_lengths(fn_args.train_files, config)
+  num_train = data.count_examples(fn_args.train_files)
+  num_eval = data.count_examples(fn_args.eval_files) if fn_args.eval_files else 0
+  if not num_train:
+    raise ValueError(f'no training examples in {fn_args.train_files}')
+  multi_worker = distribute.num_workers(distribute.tf_config()) > 1
+  global_batch = config.batch_size * strategy.num_replicas_in_sync
+  plan = _plan(config, num_train, global_batch, fn_args.train_steps)
+  logging.info('%d train / %d eval examples, global batch %d, plan %s', num_train, num_eval,
+               global_batch, plan)
+
+  train_ds = data.make_dataset(fn_args.train_files, config, global_batch, training=True,
+                               repeat=True)
+  eval_ds, validation_steps = None, None
+  if num_eval:
+    eval_batches = math.ceil(num_eval / global_batch)
+    if multi_worker:  # Every worker must run the same number of steps.
+      eval_batches = max(1, num_eval // global_batch)
+    validation_steps = min(fn_args.eval_steps or eval_batches, eval_batches)
+    eval_ds = data.make_dataset(fn_args.eval_files, config, global_batch, training=False,
+                                repeat=multi_worker)
+    if not multi_worker and validation_steps == eval_batches:
+      validation_steps = None   # The whole split, exactly.
+
+  with strategy.scope():
+    core = architectures.build_model(config)
+    model = training_model(core, config)
+    optimizer = keras.optimizers.Adam(learning_rate(config, plan['total_steps']),
+                                      clipnorm=config.clipnorm or None)
+    model.compile(optimizer=optimizer, loss=losses.make_loss(config),
+                  metrics=[train_metrics.ESR(), train_metrics.ESRdB()])
+  core.summary(print_fn=logging.info)
+  initialise_fir(core, config, fn_args.train_files, num_train)
+
+  log_dir = distribute.write_dir(fn_args.model_run_dir)
+  budget = callbacks_lib.StepBudget(plan['total_steps'])
+  callbacks = [budget, keras.callbacks.TerminateOnNaN(),
+               keras.callbacks.TensorBoard(log_dir=log_dir, update_freq='epoch')]
+  restore = callbacks_lib.RestoreBest(MONITOR)
+  initial = {}
+  if eval_ds is not None:
+    initial = model.evaluate(eval_ds, steps=validation_steps, return_dict=True, verbose=0)
+    logging.info('Before training: %s', initial)
+    restore.start_from(model, initial['esr_db'])
+    callbacks.append(restore)
+    if config.early_stopping_patience:
+      callbacks.append(keras.callbacks.EarlyStopping(
+          monitor=MONITOR, mode='min', patience=config.early_stopping_patience,
+          min_delta=0.01))
+    if config.lr_schedule == 'plateau':
+      callbacks.append(keras.callbacks.ReduceLROnPlateau(
+          monitor=MONITOR, mode='min', factor=0.5, min_delta=0.01,
+          patience=max(1, config.early_stopping_patience // 3 or 3),
+          min_lr=config.learning_rate * config.min_lr_fraction))
+
+  history = model.fit(train_ds, epochs=plan['epochs'], steps_per_epoch=plan['steps_per_epoch'],
+                      validation_data=eval_ds, validation_steps=validation_steps,
+                      callbacks=callbacks, verbose=2)
+
+  summary = _summary(config, core, plan, history.history, restore)
+  summary.update(steps_run=budget.steps, initial_val_esr_db=initial.get('esr_db'))
+  logging.info('Training summary: %s', json.dumps(summary))
+  with tf.io.gfile.GFile(os.path.join(log_dir, SUMMARY_FILE), 'w') as f:
+    json.dump(summary, f, indent=2)
+  export_dir = distribute.write_dir(fn_args.serving_model_dir)
+  export.export_serving_model(core, config, export_dir)
+  distribute.cleanup_write_dir(fn_args.serving_model_dir, export_dir)
+  distribute.cleanup_write_dir(fn_args.model_run_dir, log_dir)
+
+
+def _summary(config, core, plan, history, restore) -> Dict[str, Any]:
+  return {
+      'model': config.model,
+      'parameter_count': architectures.parameter_count(core),
+      'receptive_field_samples': architectures.receptive_field(config),
+      'plan': plan,
+      'epochs_run': len(history.get('loss', [])),
+      'best_epoch': restore.best_epoch,   # 1-based; 0 = the initial weights
+      'best_val_esr_db': None if restore.best_epoch is None else restore.best,
+      'history': {k: [float(v) for v in values] for k, values in history.items()},
+  }
