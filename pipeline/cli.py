@@ -1,7 +1,10 @@
 """The ``fxemu`` command line.
 
-    fxemu synth [--out DIR]        make the default data set (dry signals + effect presets)
-    fxemu run [options]            run the whole pipeline locally and print the results
+    fxemu synth [--out DIR]          make the default data set (dry signals + effect presets)
+    fxemu run [options]              run the whole pipeline locally and print the results
+    fxemu apply MODEL in.wav out.wav run audio through a pushed model (or a serving URL)
+    fxemu serve MODEL_BASE           serve a model directory with TF Serving's REST API
+    fxemu kubeflow compile|upload|run  the same pipeline on Kubeflow Pipelines 2.x
 
 ``fxemu COMMAND --help`` explains every option.
 """
@@ -19,7 +22,8 @@ def _quiet(verbose: bool) -> None:
   """TF/TFX/Beam logging: errors only (our own progress lines stay), or everything with -v."""
   os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
   if not verbose:
-    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    # 3: also the harmless 'Unable to register cuDNN/cuFFT factory' lines at import.
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
     os.environ.setdefault('PYTHONWARNINGS', 'ignore')  # inherited by Beam worker processes
     import warnings
     warnings.filterwarnings('ignore')
@@ -35,6 +39,8 @@ def _quiet(verbose: bool) -> None:
     import tensorflow as tf
     tf.get_logger().setLevel(logging.ERROR)
 
+
+TRAIN_FIELDS_SET_BY_PIPELINE = ('window_samples', 'context_samples', 'sample_rate')
 
 # --- dataclass <-> flags ---------------------------------------------------------------
 
@@ -205,7 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
   add_dataclass_flags(run, TrainConfig, 'model and training', skip=TRAIN_FIELDS_SET_BY_PIPELINE)
   run.set_defaults(func=_run)
 
+  from pipeline.apply import add_apply_command
+  from pipeline.serve import add_serve_command
   from kubeflow.client import add_kubeflow_command
+  add_apply_command(commands)
+  add_serve_command(commands)
   add_kubeflow_command(commands)
   return parser
 

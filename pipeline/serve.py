@@ -107,14 +107,14 @@ class ModelWatcher:
           continue
         self._failures.pop(version, None)
         self._current = model
-        log.warning('serving version %d from %s', version, path)
+        log.info('serving version %d from %s', version, path)
         return True
       return False
 
   def statuses(self) -> List[Dict[str, Any]]:
     """TF Serving's ``model_version_status`` entries, newest first."""
     entries = {}
-    for version, (_, error) in self._failures.items():
+    for version, (_, error) in list(self._failures.items()):   # a copy: poll() may change it
       entries[version] = {'version': str(version), 'state': 'END',
                           'status': {'error_code': 'UNKNOWN', 'error_message': error}}
     current = self._current
@@ -395,7 +395,11 @@ def run_serve_command(args) -> int:
   if not os.path.isdir(args.model_base) and '://' not in args.model_base:
     print(f'fxemu serve: error: {args.model_base}: no such directory', file=sys.stderr)
     return 1
-  logging.basicConfig(level=logging.WARNING, format='%(asctime)s %(message)s')
+  handler = logging.StreamHandler(sys.stderr)   # version changes stay visible whatever the
+  handler.setFormatter(logging.Formatter('%(asctime)s %(message)s'))   # root logger's level
+  log.addHandler(handler)
+  log.setLevel(logging.INFO)
+  log.propagate = False
   if getattr(args, 'intra_op_threads', 0):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
