@@ -110,3 +110,16 @@ def test_schema_anomalies_stop_the_pipeline_before_training(tmp_path, tiny_data)
   result = results.read_run(config.metadata_path, config.pipeline_name)
   assert 'Trainer' not in {s.name for s in result.stages}
   assert not _versions(config.serving_path)
+
+
+def test_pipeline_on_the_original_recordings(tmp_path, seed_audio):
+  """The seed recordings (lowpass): train on the sweeps, test on the piano piece."""
+  config = PipelineConfig(data_dir=seed_audio, effect='lowpass', output_dir=str(tmp_path),
+                          hop_seconds=0.5, beam_args='--direct_running_mode=in_memory')
+  local_runner.run(config, TrainConfig(**dict(TINY_TRAIN, epochs=2)))
+  result = results.read_run(config.metadata_path, config.pipeline_name)
+  assert {k for k in result.metrics if k.startswith('source=')} == {'source=beethoven_opus10_1'}
+  overall = result.metrics['overall']
+  assert -13 < overall['identity_esr_db'] < -10  # the recordings' known identity ESR
+  assert overall['esr_db'] < -30                   # a linear effect: far past identity
+  assert result.blessed and result.pushed
