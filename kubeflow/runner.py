@@ -84,7 +84,8 @@ def settings_from_env(environ=os.environ):
       raw = environ.get('FXEMU_' + field.name.upper())
       if raw is None:
         continue
-      default = field.default
+      default = field.default if field.default is not dataclasses.MISSING \
+          else field.default_factory()
       if isinstance(default, bool):
         values[field.name] = raw.lower() in ('1', 'true', 'yes')
       elif isinstance(default, tuple):

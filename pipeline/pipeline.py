@@ -2,6 +2,7 @@
 
     AudioExampleGen -> StatisticsGen -> ExampleValidator (ImportSchemaGen) -> AnomaliesGate
                     -> Trainer -> Evaluator (TFMA, vs. last blessed model) -> AtomicPusher
+                               -> ServingCheck (loads as TF Serving, warm-up file) -^
 
 The same DAG runs locally (LocalDagRunner, Beam DirectRunner) and on Kubeflow Pipelines
 (KubeflowV2DagRunner); only the runner and the Beam args differ.
@@ -15,6 +16,7 @@ from components.anomalies_gate import AnomaliesGate
 from components.atomic_pusher import AtomicPusher
 from components.audio_example_gen import AudioExampleGen
 from components.audio_example_gen import input_fingerprint
+from components.serving_check import ServingCheck
 from components.split_plan import eval_period_for
 from pipeline.configs import PipelineConfig
 from schema import SCHEMA_PATH
@@ -128,15 +130,20 @@ def create_pipeline(config: PipelineConfig, train: TrainConfig,
       eval_config=eval_config(config),
       example_splits=['test'])
 
+  serving_check = ServingCheck(model=trainer.outputs['model'],
+                               warmup_samples=config.sample_rate)
+
+  # The Pusher takes the model from the serving check's blessing: the checked copy that
+  # carries TF Serving's warm-up requests.
   pusher = AtomicPusher(
-      model=trainer.outputs['model'],
+      infra_blessing=serving_check.outputs['blessing'],
       model_blessing=evaluator.outputs['blessing'],
       push_destination=tfx.proto.PushDestination(
           filesystem=tfx.proto.PushDestination.Filesystem(
               base_directory=config.serving_path)))
 
   components = [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate,
-                trainer, model_resolver, evaluator, pusher]
+                trainer, model_resolver, evaluator, serving_check, pusher]
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,
       pipeline_root=config.pipeline_root,

@@ -65,6 +65,8 @@ def test_run_produces_splits_metrics_and_a_pushed_model(first_run):
   assert len(versions) == 1
   pushed = os.path.join(config.serving_path, versions[0])
   assert os.path.isfile(os.path.join(pushed, 'saved_model.pb'))
+  # pushed from the serving check's copy, with TF Serving's warm-up requests
+  assert os.path.isfile(os.path.join(pushed, 'assets.extra', 'tf_serving_warmup_requests'))
   loaded = tf.saved_model.load(pushed)
   audio = np.random.default_rng(0).uniform(-0.5, 0.5, [2, 3000]).astype(np.float32)
   out = loaded.signatures['serving_default'](audio=tf.constant(audio))
