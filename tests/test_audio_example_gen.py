@@ -117,11 +117,16 @@ def test_test_tail_puts_the_head_of_the_test_file_in_training(tmp_path, data_dir
   assert head and max(r['offset'] + 800 for r in head) <= min(test_offsets)
 
 
-def test_multi_processing_runner_makes_the_same_examples(tmp_path, data_dir):
+@pytest.mark.parametrize('beam_args', [
+    ['--direct_running_mode=multi_processing', '--direct_num_workers=2'],
+    # The portable runner API, the one Flink and Spark runners use, with an embedded job
+    # server.
+    ['--runner=PortableRunner', '--job_endpoint=embed', '--environment_type=LOOPBACK'],
+], ids=['direct-multi-processing', 'portable'])
+def test_other_runners_make_the_same_examples(tmp_path, data_dir, beam_args):
   directory, _ = data_dir
   single = _run(tmp_path / 'a', _props(directory))
-  multi = _run(tmp_path / 'b', _props(directory), beam_args=[
-      '--direct_running_mode=multi_processing', '--direct_num_workers=2'])
+  multi = _run(tmp_path / 'b', _props(directory), beam_args=beam_args)
   for split in ('train', 'eval', 'test'):
     key = lambda r: (r['source'], r['channel'], r['offset'])
     a, b = sorted(_read(single, split), key=key), sorted(_read(multi, split), key=key)
