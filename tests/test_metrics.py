@@ -82,7 +82,8 @@ def _expected(setup):
     wet, pred, dry = (np.concatenate(entry[k]) for k in ('wet', 'pred', 'dry'))
     out[key] = {'esr': dsp.esr(wet, pred), 'esr_db': dsp.esr_db(wet, pred),
                 'rmse': dsp.rmse(wet, pred), 'identity_esr_db': dsp.esr_db(wet, dry),
-                'esr_db_vs_identity': dsp.esr_db(wet, pred) - dsp.esr_db(wet, dry)}
+                'esr_db_vs_identity': dsp.esr_db(wet, pred) - dsp.esr_db(wet, dry),
+                'identity_rmse': dsp.rmse(wet, dry)}
   return out
 
 

@@ -58,8 +58,19 @@ def strategy_kind(config: Dict[str, Any], num_gpus: int) -> str:
   return DEFAULT
 
 
+MIRRORED_DEVICES_ENV = 'FXEMU_MIRRORED_DEVICES'
+
+
 def choose_strategy() -> tf.distribute.Strategy:
-  """The strategy for this process (see the module docstring)."""
+  """The strategy for this process (see the module docstring).
+
+  ``FXEMU_MIRRORED_DEVICES`` (comma-separated device names, e.g. ``/gpu:0,/gpu:2`` or,
+  for tests, two logical CPUs ``/cpu:0,/cpu:1``) asks for MirroredStrategy over exactly
+  those devices.
+  """
+  devices = [d.strip() for d in os.environ.get(MIRRORED_DEVICES_ENV, '').split(',') if d.strip()]
+  if devices and num_workers(tf_config()) <= 1:
+    return tf.distribute.MirroredStrategy(devices)
   kind = strategy_kind(tf_config(), len(tf.config.list_physical_devices('GPU')))
   if kind == MULTI_WORKER:
     return tf.distribute.MultiWorkerMirroredStrategy()
