@@ -95,6 +95,25 @@ def test_a_model_that_fails_the_gate_is_not_pushed(first_run):
   assert _versions(config.serving_path) == before and len(before) == 1
 
 
+def test_a_model_worse_than_the_last_blessed_one_is_not_pushed(first_run):
+  """A weaker model (an 8-tap linear branch, one epoch) that still beats output = input."""
+  import tensorflow_model_analysis as tfma
+  config, first = first_run
+  before = _versions(config.serving_path)
+  weaker = TrainConfig(**dict(TINY_TRAIN, epochs=1, fir_taps=8, fir_lookahead=2))
+  local_runner.run(config, weaker)
+  result = results.read_run(config.metadata_path, config.pipeline_name)
+  overall = result.metrics['overall']
+  assert overall['esr_db'] > first.metrics['overall']['esr_db']
+  assert overall['esr_db'] < overall['identity_esr_db']  # only the regression check fails
+  assert result.blessed is False and not result.pushed
+  assert _versions(config.serving_path) == before
+  validation = tfma.load_validation_result(result.evaluation_uri)
+  failures = [f for s in validation.metric_validations_per_slice for f in s.failures]
+  assert failures and all(f.metric_threshold.HasField('change_threshold') or
+                          f.metric_key.is_diff for f in failures), failures
+
+
 def test_schema_anomalies_stop_the_pipeline_before_training(tmp_path, tiny_data):
   data = tmp_path / 'data'
   data.mkdir()
