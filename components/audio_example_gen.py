@@ -160,10 +160,30 @@ def plan_pairs(props: Dict[str, Any]):
   return jobs, summary
 
 
+CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped (full scale)
+
+
+def level_stats(audio: np.ndarray) -> Dict[str, float]:
+  """Peak and RMS (dBFS) and the fraction of clipped samples of ``[frames, channels]``."""
+  magnitude = np.abs(audio)
+  return {'peak_db': dsp.to_db(float(magnitude.max()) ** 2),
+          'rms_db': dsp.to_db(float(np.mean(np.square(audio, dtype=np.float64)))),
+          'clipped_fraction': float(np.mean(magnitude >= CLIP_LEVEL))}
+
+
 def load_tracks(job: Dict[str, Any], align: bool, max_latency: int):
-  """Decodes one pair; returns (dry, wet, latency): float32 ``[frames, channels]`` each."""
+  """Decodes one pair; returns (dry, wet, latency): float32 ``[frames, channels]`` each.
+
+  Raises:
+    AudioFileError: on a side that is entirely silent (nothing to learn from it; a
+      silent wet side is almost always a recording mistake).
+  """
   dry, _ = wav.read_wav(job['pre'])
   wet, _ = wav.read_wav(job['post'])
+  for path, audio in ((job['pre'], dry), (job['post'], wet)):
+    if not np.any(audio):
+      raise wav.AudioFileError(path, 'every sample is zero (silent recording): there is '
+                               'nothing to learn from this pair; remove it or record it again')
   latency = 0
   if align:
     n = min(len(dry), len(wet))
@@ -189,8 +209,8 @@ class _PairToExamples(beam.DoFn):
 
   def process(self, job):
     dry, wet, latency = load_tracks(job, self._align, self._max_latency)
-    if self._align:
-      yield beam.pvalue.TaggedOutput('latency', (job['effect'], job['name'], latency))
+    yield beam.pvalue.TaggedOutput('stats', (f"{job['effect']} - {job['name']}", {
+        'latency_samples': latency, 'pre': level_stats(dry), 'post': level_stats(wet)}))
     spec = self._spec
     plan = split_plan.plan_track(len(dry), job['is_test'], spec)
     for channel in range(dry.shape[1]):
@@ -233,7 +253,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                    | 'Distribute' >> beam.Reshuffle()
                    | 'Window' >> beam.ParDo(_PairToExamples(
                        spec, int(exec_properties['sample_rate']), align, max_latency))
-                   .with_outputs('latency', main='examples'))
+                   .with_outputs('stats', main='examples'))
         by_split = outputs.examples | 'BySplit' >> beam.Partition(
             _split_index, len(split_plan.SPLITS))
         for index, split in enumerate(split_plan.SPLITS):
@@ -243,14 +263,19 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                    os.path.join(staging, f'Split-{split}', 'data_tfrecord'),
                    file_name_suffix='.gz',
                    compression_type=beam.io.filesystem.CompressionTypes.GZIP))
-        if align:
-          _ = (outputs.latency
-               | 'Latencies' >> beam.combiners.ToList()
-               | 'WriteLatencies' >> beam.Map(_write_json, os.path.join(staging, 'latency.json')))
+        _ = (outputs.stats
+             | 'Stats' >> beam.combiners.ToList()
+             | 'WriteStats' >> beam.Map(_write_json, os.path.join(staging, 'stats.json')))
+      with tf.io.gfile.GFile(os.path.join(staging, 'stats.json')) as f:
+        stats = dict(json.load(f))
+      tf.io.gfile.remove(os.path.join(staging, 'stats.json'))
+      summary['levels'] = {pair: {side: s[side] for side in ('pre', 'post')}
+                           for pair, s in sorted(stats.items())}
+      summary['clipped'] = sorted(pair for pair, s in stats.items()
+                                  if max(s['pre']['clipped_fraction'],
+                                         s['post']['clipped_fraction']) > 1e-3)
       if align:
-        with tf.io.gfile.GFile(os.path.join(staging, 'latency.json')) as f:
-          summary['latency_samples'] = {f'{e} - {n}': lag for e, n, lag in json.load(f)}
-        tf.io.gfile.remove(os.path.join(staging, 'latency.json'))
+        summary['latency_samples'] = {pair: s['latency_samples'] for pair, s in stats.items()}
       for split in split_plan.SPLITS:
         tf.io.gfile.rename(os.path.join(staging, f'Split-{split}'),
                            os.path.join(examples.uri, f'Split-{split}'), overwrite=True)

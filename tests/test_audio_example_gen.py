@@ -198,3 +198,34 @@ def test_corrupt_samples_found_during_decoding_leave_no_split(tmp_path, data_dir
   with pytest.raises(Exception, match='NaN or infinite'):
     _run(tmp_path, _props(directory))
   assert not [p for p in os.listdir(tmp_path / 'examples') if not p.startswith('.')]
+
+
+def test_silent_recording_is_an_error_naming_the_file(tmp_path, data_dir):
+  directory, _ = data_dir
+  from components import wav
+  _, post, _, _ = make_pair(directory, 'quiet', 3.0, sample_rate=RATE)
+  wav.write_wav(post, np.zeros([3 * RATE, 2], np.float32), RATE)
+  with pytest.raises(Exception, match='toy - post - quiet.wav: every sample is zero'):
+    _run(tmp_path, _props(directory))
+  assert not [p for p in os.listdir(tmp_path / 'examples') if not p.startswith('.')]
+
+
+def test_clipped_recordings_are_reported_and_kept(tmp_path, data_dir):
+  directory, _ = data_dir
+  from components import wav
+  pre, post, dry, wet = make_pair(directory, 'hot', 3.0, sample_rate=RATE)
+  wav.write_wav(post, np.clip(wet * 8, -1, 1), RATE)  # the wet side clips hard
+  examples = _run(tmp_path, _props(directory))
+  summary = json.loads(examples.get_string_custom_property('fxemu_summary'))
+  assert summary['clipped'] == ['toy - hot']
+  assert summary['levels']['toy - hot']['post']['clipped_fraction'] > 0.1
+  assert summary['levels']['toy - piano']['post']['peak_db'] < 0
+  assert any(r['source'] == 'hot' for r in _read(examples, 'train'))
+
+
+def test_directory_without_pairs(tmp_path):
+  empty = tmp_path / 'nothing'
+  empty.mkdir()
+  (empty / 'notes.txt').write_text('no audio here')
+  with pytest.raises(audio_example_gen.AudioDataError, match='no pre/post pairs'):
+    _run(tmp_path, _props(str(empty)))
