@@ -144,3 +144,39 @@ def test_pipeline_on_the_original_recordings(tmp_path, seed_audio):
   assert -13 < overall['identity_esr_db'] < -10  # the recordings' known identity ESR
   assert overall['esr_db'] < -30                   # a linear effect: far past identity
   assert result.blessed and result.pushed
+
+
+def test_killed_during_training_resumes_from_the_cache(tmp_path, tiny_data, first_run):
+  """SIGKILL while the Trainer runs; the re-run reuses finished steps and completes."""
+  import json
+  import signal
+  import subprocess
+  import sys
+  import time
+  from tests.conftest import REPO
+  config = tiny_config(str(tmp_path / 'out'), tiny_data)
+  train = TrainConfig(**dict(TINY_TRAIN, epochs=30, early_stopping_patience=0))
+  args = json.dumps({'pipeline': dataclasses.asdict(config), 'train': train.to_custom_config()})
+  process = subprocess.Popen([sys.executable, '-m', 'tests.pipeline_process', args], cwd=REPO,
+                             env=dict(os.environ, PYTHONPATH=REPO), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+  trainer_dir = os.path.join(config.pipeline_root, 'Trainer', 'model_run')
+  deadline = time.time() + 300
+  while time.time() < deadline and process.poll() is None:
+    if tf.io.gfile.glob(os.path.join(trainer_dir, '*', '*')):  # training has started
+      break
+    time.sleep(0.5)
+  assert process.poll() is None, 'the pipeline ended before the Trainer was reached'
+  time.sleep(3)
+  os.killpg(process.pid, signal.SIGKILL)
+  process.wait()
+  assert not _versions(config.serving_path)
+
+  local_runner.run(config, train)
+  result = results.read_run(config.metadata_path, config.pipeline_name)
+  states = {s.name: s.state for s in result.stages}
+  assert states['AudioExampleGen'] == 'cached' and states['StatisticsGen'] == 'cached'
+  assert states['Trainer'] == 'complete' and result.pushed
+  # the same data and settings as the uninterrupted run of the first test: same quality
+  uninterrupted = first_run[1].metrics['overall']['esr_db']
+  assert result.metrics['overall']['esr_db'] < uninterrupted + 3.0
