@@ -165,6 +165,7 @@ def test_least_squares_fir_recovers_the_filter(dataset):
 
 ARCHITECTURES = {
     'conv_causal': dict(),
+    'conv_agc': dict(agc_strength=1.0, agc_windows_ms=(2, 10)),
     'conv_noncausal_modulated': dict(causal=False, modulation_channels=2, modulation_taps=8),
     'dense': dict(model='dense', dense_frame_samples=64, dense_units=32),
     'tcn': dict(model='tcn', tcn_channels=4, tcn_dilations=(1, 2, 4, 8), fir_taps=0),
@@ -181,11 +182,13 @@ def test_impulse_response_stays_inside_the_receptive_field(name):
   past, future = architectures.receptive_field_extent(config)
   assert architectures.receptive_field(config) == past + 1 + future
   length = past + future + 700
-  silence = np.zeros([1, length], np.float32)
+  # A quiet noise background, not silence: a gain stage (agc) only shows its reach on a
+  # signal it can scale.
+  background = 0.01 * testing.noise(length, 5)[None].astype(np.float32)
   for position in (future + 300, future + 317):
-    impulse = silence.copy()
-    impulse[0, position] = 0.5
-    response = (model(impulse) - model(silence)).numpy()[0]
+    impulse = background.copy()
+    impulse[0, position] += 0.5
+    response = (model(impulse) - model(background)).numpy()[0]
     reached = np.nonzero(response)[0]
     assert reached.min() >= position - future and reached.max() <= position + past, name
     if config.model != 'dense':  # the stated extent is tight to within one block

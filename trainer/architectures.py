@@ -104,6 +104,59 @@ class FIRFilter(keras.layers.Layer):
             'scale': self.scale}
 
 
+class AGC(keras.layers.Layer):
+  """Level-normalising gain ``[b, t, 1] -> x * g(t)``, with g computed in the log domain.
+
+  For every window length N (samples) the causal mean power ``P_N(t)`` of
+  ``x[t - N + 1 .. t]`` (zeros before the input) is taken in dB, floored at
+  ``floor_db``, and ``g_dB(t) = offset + sum_N a_N (P_N(t)_dB - reference_db)``, limited
+  to ``+-max_gain_db``. The slopes a_N start at ``-strength / len(windows)`` (strength 1:
+  the output level no longer depends on the input level) and the offset at 0; both are
+  learned. Working in dB makes the gain law extrapolate from the training levels to
+  quieter or louder material (a compressor's static curve is piecewise linear in dB).
+  Running sums are in float64 so that long inputs keep quiet envelopes exact.
+  """
+
+  def __init__(self, windows, reference_db: float = -20.0, floor_db: float = -50.0,
+               max_gain_db: float = 30.0, strength: float = 1.0, **kwargs):
+    super().__init__(**kwargs)
+    self.windows = tuple(int(w) for w in windows)
+    self.reference_db, self.floor_db = float(reference_db), float(floor_db)
+    self.max_gain_db, self.strength = float(max_gain_db), float(strength)
+
+  def build(self, input_shape):
+    self.slopes = self.add_weight(
+        'slopes', shape=[len(self.windows)],
+        initializer=keras.initializers.Constant(-self.strength / len(self.windows)))
+    self.offset = self.add_weight('offset', shape=[], initializer='zeros')
+    super().build(input_shape)
+
+  def gain_db(self, x3):
+    """g_dB(t), ``[b, t]``."""
+    x = tf.cast(x3[:, :, 0], tf.float64)
+    length = tf.shape(x)[1]
+    sums = tf.pad(tf.cumsum(tf.square(x), axis=1), [[0, 0], [1, 0]])  # sums[i] = sum x[:i]^2
+    floor = 10.0 ** (self.floor_db / 10.0)
+    levels = []
+    for n in self.windows:
+      earlier = tf.pad(sums, [[0, 0], [n, 0]])[:, 1:length + 1]        # sums[t + 1 - n]
+      power = tf.cast((sums[:, 1:] - earlier) / n, tf.float32)
+      levels.append(10.0 * tf.math.log(tf.maximum(power, floor)) / tf.math.log(10.0)
+                    - self.reference_db)
+    levels = tf.stack(levels, axis=-1)                                  # [b, t, K]
+    gain = tf.reduce_sum(levels * self.slopes, axis=-1) + self.offset
+    return tf.clip_by_value(gain, -self.max_gain_db, self.max_gain_db)
+
+  def call(self, x3):
+    gain = tf.pow(10.0, self.gain_db(x3) / 20.0)
+    return x3 * tf.cast(gain, x3.dtype)[:, :, None]
+
+  def get_config(self):
+    return {**super().get_config(), 'windows': list(self.windows),
+            'reference_db': self.reference_db, 'floor_db': self.floor_db,
+            'max_gain_db': self.max_gain_db, 'strength': self.strength}
+
+
 class ModulatedSum(keras.layers.Layer):
   """``(gains [b, t, m], signals [b, t, m])`` -> ``sum_m gains * signals``, ``[b, t, 1]``."""
 
@@ -130,6 +183,19 @@ def _latent_frames(config: TrainConfig, kernel: int, dilations) -> Tuple[int, in
 
 def receptive_field_extent(config: TrainConfig) -> Tuple[int, int]:
   """(past, future) in samples: output t depends only on input ``[t - past, t + future]``."""
+  past, future = _core_extent(config)
+  if config.agc_strength and config.model != 'dense':
+    past += max(agc_windows(config)) - 1   # the gain at s sees x[s - N + 1 .. s]
+  return past, future
+
+
+def agc_windows(config: TrainConfig) -> Tuple[int, ...]:
+  """The agc envelope windows in samples."""
+  return tuple(max(1, int(round(ms * config.sample_rate / 1000.0)))
+               for ms in config.agc_windows_ms)
+
+
+def _core_extent(config: TrainConfig) -> Tuple[int, int]:
   fir = (config.fir_taps - 1 - config.fir_lookahead, config.fir_lookahead) \
       if config.fir_taps else (0, 0)
   if config.model == 'dense':
@@ -175,6 +241,14 @@ def _modulation_lookahead(config: TrainConfig) -> int:
 
 # --- Builders ------------------------------------------------------------------------
 
+def _front_end(config: TrainConfig, x3):
+  """The input ``[b, t, 1]`` the model works on: level-normalised by :class:`AGC` if enabled."""
+  if not config.agc_strength:
+    return x3
+  return AGC(agc_windows(config), config.agc_reference_db, config.agc_floor_db,
+             config.agc_max_gain_db, config.agc_strength, name='agc')(x3)
+
+
 def _fir_branch(config: TrainConfig, x3):
   return FIRFilter(config.fir_taps, config.fir_lookahead, config.fir_lr_scale, name='fir')(x3)
 
@@ -185,6 +259,7 @@ def build_conv(config: TrainConfig) -> keras.Model:
   overlap = (k - s) // 2
   audio = keras.Input(shape=[None], name=INPUT_NAME)                    # [b, t]
   x3 = keras.layers.Reshape([-1, 1], name='to_channels')(audio)           # [b, t, 1]
+  x3 = _front_end(config, x3)
   padded = PadTime(overlap, overlap, s, name='pad_to_frames')(x3)         # [b, F*S + 2h, 1]
   z = keras.layers.Conv1D(c, k, strides=s, name='encoder')(padded)        # [b, F, c]
   for i in range(config.latent_dense_layers):
@@ -239,6 +314,7 @@ def build_tcn(config: TrainConfig) -> keras.Model:
   c, padding = config.tcn_channels, 'causal' if config.causal else 'same'
   audio = keras.Input(shape=[None], name=INPUT_NAME)
   x3 = keras.layers.Reshape([-1, 1], name='to_channels')(audio)
+  x3 = _front_end(config, x3)
   h = keras.layers.Conv1D(c, 1, name='input_mix')(x3)
   skips = []
   for i, dilation in enumerate(config.tcn_dilations):
@@ -271,6 +347,15 @@ def fir_layer(model: keras.Model):
   for layer in model.layers:
     if isinstance(layer, FIRFilter):
       return layer
+  return None
+
+
+def front_end_model(model: keras.Model):
+  """``audio [b, t] -> [b, t]``, the input as the model's branches see it (after the AGC),
+  or None if the model has no front end."""
+  for layer in model.layers:
+    if isinstance(layer, AGC):
+      return keras.Model(model.inputs, keras.layers.Reshape([-1])(layer.output))
   return None
 
 

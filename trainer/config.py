@@ -70,6 +70,19 @@ class TrainConfig:
                                     'decoder also emits M gains per sample that multiply M '
                                     'learned short FIRs of the input (compressors). 0 = none.')
   modulation_taps: int = _field(32, 'conv: taps of each modulated FIR.')
+  agc_strength: float = _field(0.0, 'conv/tcn: level-normalising front end (for compressors): '
+                               'the input is multiplied by a gain g(t) computed in dB from '
+                               'causal RMS envelopes, g_dB = sum_w a_w (env_w_dB - '
+                               'agc_reference_db), the a_w starting at -agc_strength / '
+                               'len(agc_windows_ms) (1 = output level independent of input '
+                               'level) and then learned. Log-domain, so it extrapolates from '
+                               'training levels to quieter or louder material. 0 = off.')
+  agc_windows_ms: Tuple[int, ...] = _field((5, 50, 200), 'Lengths (ms) of the causal RMS '
+                                           'windows of the agc envelopes (comma-separated).')
+  agc_reference_db: float = _field(-20.0, 'agc: input level (dBFS RMS) at which g = 0 dB.')
+  agc_floor_db: float = _field(-50.0, 'agc: envelopes below this level (dBFS) count as this '
+                               'level, so silence is not amplified without bound.')
+  agc_max_gain_db: float = _field(30.0, 'agc: |g_dB| is limited to this.')
   dense_frame_samples: int = _field(512, 'dense: frame length N (samples in = samples out).')
   dense_units: int = _field(512, 'dense: units of each hidden layer.')
   dense_layers: int = _field(2, 'dense: hidden layers.')
@@ -100,7 +113,7 @@ class TrainConfig:
   seed: int = _field(0, 'Random seed (weights, shuffling).')
 
   def __post_init__(self):
-    for name in ('latent_dilations', 'tcn_dilations', 'stft_fft_sizes'):
+    for name in ('latent_dilations', 'tcn_dilations', 'stft_fft_sizes', 'agc_windows_ms'):
       setattr(self, name, tuple(int(v) for v in _as_sequence(getattr(self, name))))
     self.validate()
 
@@ -130,6 +143,11 @@ class TrainConfig:
     check(all(d > 0 for d in self.latent_dilations + self.tcn_dilations),
           'dilations must be positive')
     check(len(self.tcn_dilations) > 0, 'tcn_dilations must not be empty')
+    check(self.agc_strength >= 0.0, 'agc_strength must be >= 0')
+    check(not self.agc_strength or (len(self.agc_windows_ms) > 0
+                                    and all(w > 0 for w in self.agc_windows_ms)),
+          'agc_windows_ms must be positive and not empty when agc_strength > 0')
+    check(self.agc_max_gain_db > 0.0, 'agc_max_gain_db must be positive')
     check(all(n >= 8 for n in self.stft_fft_sizes), 'stft_fft_sizes must be >= 8')
     check(0.0 < self.learning_rate, 'learning_rate must be positive')
     check(0.0 < self.fir_lr_scale, 'fir_lr_scale must be positive')

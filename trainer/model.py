@@ -71,7 +71,10 @@ def initialise_fir(core: keras.Model, config: TrainConfig, train_files, num_trai
     return
   stride = max(1, num_train // config.fir_init_examples)
   fit = fir_init.FIRLeastSquares(config.fir_taps, config.fir_lookahead, config.context_samples)
+  front_end = architectures.front_end_model(core)   # The FIR sees the AGC's output.
   for dry, wet in data.sample_numpy(train_files, config, stride, config.fir_init_examples):
+    if front_end is not None:
+      dry = front_end.predict_on_batch(dry)
     fit.add(dry, wet)
   layer.set_filter(fit.solve())
   logging.info('FIR branch initialised by least squares on %d examples', fit.examples)
