@@ -27,6 +27,8 @@ import time
 from typing import Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import common  # noqa: E402
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -127,14 +129,9 @@ def main(argv=None) -> int:
   parser.add_argument('--block', type=int, default=apply.STREAM_BLOCK_SAMPLES,
                       help='streaming block, samples (default: 512)')
   parser.add_argument('--repeats', type=int, default=3, help='whole-file runs (best is kept)')
-  parser.add_argument('--intra-op-threads', type=int, default=0, metavar='N',
-                      help='TensorFlow threads per operation (sets TF_NUM_INTRAOP_THREADS, '
-                      'also for the server subprocess; 0 = TensorFlow\'s default)')
-  parser.add_argument('--json', action='store_true',
-                      help='end with one line of JSON holding every figure')
+  common.add_runtime_flags(parser)
   args = parser.parse_args(argv)
-  if args.intra_op_threads:   # before TensorFlow starts (it is imported lazily)
-    os.environ['TF_NUM_INTRAOP_THREADS'] = str(args.intra_op_threads)
+  common.apply_runtime_flags(args)
   with tempfile.TemporaryDirectory(prefix='fxemu-bench-') as scratch:
     paths = args.model
     if not paths:

@@ -39,3 +39,18 @@ def emit_json(figures: Dict) -> None:
   """The last line of stdout: one JSON object of the same figures as the table."""
   sys.stdout.flush()
   print(json.dumps(figures, sort_keys=True))
+
+
+def add_runtime_flags(parser) -> None:
+  """The flags every benchmark shares: TensorFlow threads and --json."""
+  parser.add_argument('--intra-op-threads', type=int, default=0, metavar='N',
+                      help='TensorFlow threads per operation (sets TF_NUM_INTRAOP_THREADS, '
+                      'also for the server subprocess; 0 = TensorFlow\'s default)')
+  parser.add_argument('--json', action='store_true',
+                      help='end with one line of JSON holding every figure')
+
+
+def apply_runtime_flags(args) -> None:
+  """Sets the thread count before TensorFlow starts (it is imported lazily)."""
+  if args.intra_op_threads:
+    os.environ['TF_NUM_INTRAOP_THREADS'] = str(args.intra_op_threads)

@@ -32,6 +32,8 @@ from typing import Callable, Dict, List, Tuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+
+from benchmarks import common  # noqa: E402
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -275,14 +277,9 @@ def main(argv=None) -> int:
                       'about 0.6 MiB of JSON)')
   parser.add_argument('--in-process-server', action='store_true',
                       help='run the server in a thread of this process instead of a subprocess')
-  parser.add_argument('--intra-op-threads', type=int, default=0, metavar='N',
-                      help='TensorFlow threads per operation (sets TF_NUM_INTRAOP_THREADS, '
-                      'also for the server subprocess; 0 = TensorFlow\'s default)')
-  parser.add_argument('--json', action='store_true',
-                      help='end with one line of JSON holding every figure')
+  common.add_runtime_flags(parser)
   args = parser.parse_args(argv)
-  if args.intra_op_threads:   # before TensorFlow starts (it is imported lazily)
-    os.environ['TF_NUM_INTRAOP_THREADS'] = str(args.intra_op_threads)
+  common.apply_runtime_flags(args)
   if args.requests < 1 or args.concurrency < 1 or not 0 < args.bad_fraction <= 0.5:
     parser.error('--requests and --concurrency must be >= 1, --bad-fraction in (0, 0.5]')
   with tempfile.TemporaryDirectory(prefix='fxemu-serve-bench-') as scratch:
