@@ -155,6 +155,7 @@ def test_align_estimates_and_removes_latency(tmp_path):
 
 @pytest.mark.parametrize('breakage,message', [
     ('orphan', 'without its wet partner'),
+    ('orphan_post', 'without its dry partner'),
     ('rate', 'sample rate 16000 Hz'),
     ('channels', 'channel counts differ'),
     ('garbage', 'not a WAV file'),
@@ -167,6 +168,9 @@ def test_bad_input_fails_cleanly_and_writes_nothing(tmp_path, data_dir, breakage
   if breakage == 'orphan':
     make_pair(directory, 'lonely', 1.0, sample_rate=RATE)
     os.remove(os.path.join(directory, 'toy - post - lonely.wav'))
+  elif breakage == 'orphan_post':
+    make_pair(directory, 'lonely', 1.0, sample_rate=RATE)
+    os.remove(os.path.join(directory, 'toy - pre - lonely.wav'))
   elif breakage == 'rate':
     make_pair(directory, 'fast', 1.0, sample_rate=16000)
   elif breakage == 'channels':
