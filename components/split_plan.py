@@ -4,8 +4,11 @@ Training material is cut into contiguous time blocks; every ``period``-th block 
 eval block, the rest are train blocks, and windows are taken inside runs of blocks of
 the same split only, so no sample of a train window's target lies in an eval window's
 target (overlapping windows never leak between train and eval). Test files are tiled
-with hop = window (non-overlapping, zero-padded at the end) so that an error measure
-summed over the test split equals the whole-file measure. All lengths are in samples.
+with hop = window so that an error measure summed over the test split is the
+whole-file measure; the last window is moved back to end exactly at the end of the
+recording (overlapping its neighbour) rather than running past it, because past the end
+the wet side is unknown and zero-padding would score the effect's ringing as error.
+Only a test part shorter than one window is zero-padded. All lengths are in samples.
 """
 from __future__ import annotations
 
@@ -59,8 +62,11 @@ def plan_track(num_samples: int, is_test_file: bool, spec: WindowSpec) -> Dict[s
   train_end = num_samples
   if is_test_file:
     train_end = int(round(num_samples * (1.0 - spec.test_tail)))
-    plan[TEST] = train_end + dsp.window_starts(num_samples - train_end, spec.window,
-                                               spec.window, pad_end=True)
+    region = num_samples - train_end
+    starts = dsp.window_starts(region, spec.window, spec.window, pad_end=True)
+    if region >= spec.window and len(starts):
+      starts[-1] = region - spec.window   # end at the recording's end, not past it
+    plan[TEST] = train_end + starts
   labels = block_splits(train_end, spec)
   starts = {TRAIN: [], EVAL: []}
   run_start = 0

@@ -135,6 +135,8 @@ def test_split_plan_keeps_splits_disjoint(num_samples, window, hop_fraction, blo
     test_start = int(round(num_samples * (1 - test_tail)))
     if test_start < num_samples:
       assert np.all(owner[test_start:num_samples] == 2), 'test tail must be fully tiled'
+      if num_samples - test_start >= window:  # no test window runs past the recording
+        assert max(plan[split_plan.TEST]) + window == num_samples
   else:
     assert len(plan[split_plan.TEST]) == 0
 
