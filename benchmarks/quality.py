@@ -21,7 +21,6 @@ JSON object {effect: {protocol: {model: {esr_db, rmse, train_seconds, params}}}}
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -37,7 +36,6 @@ FIR_TAPS, FIR_LOOKAHEAD = 512, 64
 
 def _tracks(data, effect, test_patterns, test_tail):
   """(train_pairs, test_pairs): lists of (dry, wet) mono tracks for the protocol."""
-  import numpy as np
   from components import pairs as pairs_lib
   from components import wav
   train, test = [], []
@@ -75,7 +73,7 @@ def linear_references(data, effect, test_patterns, test_tail):
   return {'identity': identity, 'fir': linear}
 
 
-def run_model(data, effect, protocol, model, out, train_overrides, window_overrides):
+def run_model(data, effect, protocol, model, out, train_overrides):
   """One full pipeline run; returns the Evaluator's figures and the model directory."""
   from pipeline import local_runner
   from pipeline import results
@@ -83,8 +81,7 @@ def run_model(data, effect, protocol, model, out, train_overrides, window_overri
   from trainer.config import TrainConfig
   config = PipelineConfig(data_dir=data, effect=effect,
                           output_dir=os.path.join(out, 'runs', effect, protocol, model),
-                          test_tail=PROTOCOLS[protocol], esr_threshold_db=100.0,
-                          **window_overrides)
+                          test_tail=PROTOCOLS[protocol], esr_threshold_db=100.0)
   train = TrainConfig(model=model, **train_overrides)
   local_runner.run(config, train)
   result = results.read_run(config.metadata_path, config.pipeline_name)
@@ -150,7 +147,7 @@ def main(argv=None) -> int:
       per_model = linear_references(args.data, effect, test_patterns, PROTOCOLS[protocol])
       for model in args.models.split(','):
         per_model[model], model_dir = run_model(args.data, effect, protocol, model, args.out,
-                                                overrides, {})
+                                                overrides)
         write_predictions(args.data, effect, protocol, model_dir, model, test_patterns, args.out)
       identity_db = per_model['identity']['esr_db']
       for model, f in per_model.items():

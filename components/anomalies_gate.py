@@ -19,7 +19,7 @@ class DataAnomaliesError(RuntimeError):
   """The examples break the schema."""
 
 
-def describe_anomalies(anomalies_uri: str, split_names) -> list:  # noqa
+def describe_anomalies(anomalies_uri: str, split_names) -> list:
   """Readable lines ``split: feature: problem`` for every anomaly under ``anomalies_uri``."""
   lines = []
   for split in split_names:

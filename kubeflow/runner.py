@@ -22,6 +22,8 @@ from tfx import v1 as tfx
 from kubeflow.settings import KubeflowSettings
 from pipeline import pipeline as pipeline_lib
 from pipeline.configs import PipelineConfig
+from pipeline.configs import field_default
+from pipeline.configs import parse_text
 from trainer.config import TrainConfig
 
 ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
@@ -82,16 +84,8 @@ def settings_from_env(environ=os.environ):
     values = {}
     for field in dataclasses.fields(cls):
       raw = environ.get('FXEMU_' + field.name.upper())
-      if raw is None:
-        continue
-      default = field.default if field.default is not dataclasses.MISSING \
-          else field.default_factory()
-      if isinstance(default, bool):
-        values[field.name] = raw.lower() in ('1', 'true', 'yes')
-      elif isinstance(default, tuple):
-        values[field.name] = tuple(type(default[0])(x) for x in raw.split(',') if x)
-      else:
-        values[field.name] = type(default)(raw)
+      if raw is not None:
+        values[field.name] = parse_text(field_default(field), raw)
     return cls(**values)
   return build(PipelineConfig), build(TrainConfig), build(KubeflowSettings)
 

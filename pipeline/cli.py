@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import sys
 import time
 from typing import List, Optional
+
+from pipeline.configs import field_default
+from pipeline.configs import parse_text
 
 
 def _quiet(verbose: bool) -> None:
@@ -55,24 +59,20 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls, title: str,
   for field in dataclasses.fields(cls):
     if field.name in skip:
       continue
-    default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+    default = field_default(field)
     help_text = field.metadata.get('help', '')
-    choices = field.metadata.get('choices')
     if isinstance(default, bool):
       group.add_argument(_flag(field.name), dest=field.name, default=None,
                          action=argparse.BooleanOptionalAction,
                          help=f'{help_text} (default: {default})')
     elif isinstance(default, tuple):
-      item = type(default[0]) if default else int
       group.add_argument(_flag(field.name), dest=field.name, default=None,
-                         type=lambda text, item=item: tuple(
-                             item(x) for x in text.split(',') if x.strip()),
-                         metavar='A,B,...',
+                         type=functools.partial(parse_text, default), metavar='A,B,...',
                          help=f'{help_text} (default: {",".join(map(str, default))})')
     else:
-      kind = type(default) if default is not None else str
-      group.add_argument(_flag(field.name), dest=field.name, type=kind, default=None,
-                         choices=choices, metavar=field.name.upper(),
+      group.add_argument(_flag(field.name), dest=field.name, default=None,
+                         type=functools.partial(parse_text, default),
+                         choices=field.metadata.get('choices'), metavar=field.name.upper(),
                          help=f'{help_text} (default: {default!r})')
 
 

@@ -14,6 +14,27 @@ DEFAULT_OUTPUT_DIR = 'work'
 DEFAULT_TEST_PATTERN = '*piano*,*beethoven*'
 
 
+def field_default(field: dataclasses.Field):
+  """A dataclass field's default value (also for fields with a default_factory)."""
+  if field.default is not dataclasses.MISSING:
+    return field.default
+  return field.default_factory()
+
+
+def parse_text(default, text: str):
+  """Command-line or environment text -> a value of ``default``'s type.
+
+  Booleans accept 1/true/yes (anything else is false); tuples are comma-separated
+  values of their items' type (int for an empty default).
+  """
+  if isinstance(default, bool):
+    return text.strip().lower() in ('1', 'true', 'yes')
+  if isinstance(default, tuple):
+    item = type(default[0]) if default else int
+    return tuple(item(x) for x in text.split(',') if x.strip())
+  return type(default)(text) if default is not None else text
+
+
 def _field(default, help_text, **kwargs):
   return dataclasses.field(default=default, metadata={'help': help_text, **kwargs})
 

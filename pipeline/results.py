@@ -7,10 +7,6 @@ from typing import Dict, List, Optional
 from tfx import v1 as tfx
 from tfx.orchestration import metadata
 
-METRIC_KEYS = ('esr', 'esr_db', 'rmse', 'identity_esr_db', 'identity_rmse',
-               'esr_db_vs_identity')
-
-
 @dataclasses.dataclass
 class Stage:
   name: str
@@ -33,10 +29,17 @@ class RunResult:
 _STATES = {1: 'new', 2: 'running', 3: 'complete', 4: 'failed', 5: 'cached', 6: 'canceled'}
 
 
-def _latest(store, context_id: int, type_name: str):
-  artifacts = [a for a in store.get_artifacts_by_context(context_id)
-               if store.get_artifact_types_by_id([a.type_id])[0].name == type_name]
-  return max(artifacts, key=lambda a: a.id) if artifacts else None
+def _latest_by_type(store, context_id: int) -> Dict[str, object]:
+  """The newest artifact of each type (by type name) in a context."""
+  artifacts = store.get_artifacts_by_context(context_id)
+  type_ids = sorted({a.type_id for a in artifacts})
+  names = {t.id: t.name for t in store.get_artifact_types_by_id(type_ids)} if type_ids else {}
+  latest = {}
+  for artifact in artifacts:
+    name = names[artifact.type_id]
+    if name not in latest or artifact.id > latest[name].id:
+      latest[name] = artifact
+  return latest
 
 
 def _custom(artifact, key, default=None):
@@ -94,11 +97,9 @@ def read_run(metadata_path: str, pipeline_name: str) -> RunResult:
                             _STATES.get(execution.last_known_state, '?'),
                             (execution.last_update_time_since_epoch -
                              execution.create_time_since_epoch) / 1000.0))
-    evaluation = _latest(store, pipeline_context.id, 'ModelEvaluation')
-    blessing = _latest(store, pipeline_context.id, 'ModelBlessing')
-    pushed = _latest(store, pipeline_context.id, 'PushedModel')
-    model = _latest(store, pipeline_context.id, 'Model')
-    examples = _latest(store, pipeline_context.id, 'Examples')
+    latest = _latest_by_type(store, pipeline_context.id)
+    evaluation, blessing, pushed, model, examples = (latest.get(name) for name in (
+        'ModelEvaluation', 'ModelBlessing', 'PushedModel', 'Model', 'Examples'))
   metrics = load_metrics(evaluation.uri) if evaluation is not None else {}
   return RunResult(
       stages=stages, metrics=metrics,
