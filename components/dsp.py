@@ -144,6 +144,65 @@ def rmse(target: np.ndarray, prediction: np.ndarray) -> float:
   return float(np.sqrt(np.mean(diff ** 2))) if diff.size else 0.0
 
 
+# --- Where the error is --------------------------------------------------------------
+
+DEFAULT_BAND_EDGES_HZ = (0.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)
+
+
+def band_energies(signal: np.ndarray, sample_rate: int,
+                  edges_hz=DEFAULT_BAND_EDGES_HZ) -> np.ndarray:
+  """Energy (sum of squares) of a track in frequency bands, ``[len(edges_hz)]``.
+
+  Band i covers ``[edges_hz[i], edges_hz[i + 1])`` Hz, the last band reaches Nyquist.
+  Computed from the real FFT with Parseval's theorem, so the bands add up to
+  ``sum(signal ** 2)``.
+  """
+  x = np.asarray(signal, np.float64)
+  n = len(x)
+  if n == 0:
+    return np.zeros(len(edges_hz))
+  power = np.abs(np.fft.rfft(x)) ** 2 / n
+  power[1:(n + 1) // 2] *= 2.0            # bins that stand for a positive and a negative one
+  freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
+  band = np.searchsorted(np.asarray(edges_hz, np.float64), freqs, side='right') - 1
+  return np.bincount(np.clip(band, 0, len(edges_hz) - 1), weights=power,
+                     minlength=len(edges_hz))
+
+
+def esr_by_band(target: np.ndarray, prediction: np.ndarray, sample_rate: int,
+                edges_hz=DEFAULT_BAND_EDGES_HZ):
+  """Per frequency band: (ESR dB within the band, share of the total error energy).
+
+  Returns two arrays ``[len(edges_hz)]``; the shares add up to 1.
+  """
+  error = band_energies(np.asarray(target, np.float64) - np.asarray(prediction, np.float64),
+                        sample_rate, edges_hz)
+  signal = band_energies(target, sample_rate, edges_hz)
+  esr_db_per_band = np.array([to_db(e / max(s, EPS)) for e, s in zip(error, signal)])
+  return esr_db_per_band, _shares(error)
+
+
+def esr_by_segment(target: np.ndarray, prediction: np.ndarray, segment_samples: int):
+  """Per consecutive segment of ``segment_samples`` (the last may be shorter):
+  (start sample, ESR dB within the segment, share of the total error energy,
+  target level in dB re full scale RMS). Four arrays ``[segments]``."""
+  target = np.asarray(target, np.float64)
+  error = (target - np.asarray(prediction, np.float64)) ** 2
+  starts = np.arange(0, len(target), segment_samples)
+  err = np.add.reduceat(error, starts) if len(starts) else np.zeros(0)
+  sig = np.add.reduceat(target ** 2, starts) if len(starts) else np.zeros(0)
+  lengths = np.diff(np.append(starts, len(target)))
+  esr_db_per_segment = np.array([to_db(e / max(s, EPS)) for e, s in zip(err, sig)])
+  level_db = np.array([to_db(s / max(n, 1)) for s, n in zip(sig, lengths)])
+  return starts, esr_db_per_segment, _shares(err), level_db
+
+
+def _shares(energies: np.ndarray) -> np.ndarray:
+  """Energies as fractions of their sum (all zeros if the sum is zero)."""
+  total = float(np.sum(energies))
+  return energies / total if total > 0 else np.zeros_like(energies)
+
+
 # --- Alignment -----------------------------------------------------------------------
 
 def estimate_latency(dry: np.ndarray, wet: np.ndarray, max_lag: int) -> int:

@@ -94,6 +94,40 @@ def test_esr_db_of_known_ratio():
 
 
 @SETTINGS
+@given(signal=hnp.arrays(np.float64, st.integers(1, 700), elements=finite),
+       edges=st.lists(st.floats(1.0, 20000.0), min_size=0, max_size=5, unique=True))
+def test_band_energies_add_up_to_the_signal_energy(signal, edges):
+  edges = (0.0,) + tuple(sorted(edges))
+  bands = dsp.band_energies(signal, 44100, edges)
+  assert bands.shape == (len(edges),)
+  assert np.all(bands >= -1e-9)
+  np.testing.assert_allclose(bands.sum(), np.sum(signal ** 2), rtol=1e-9, atol=1e-9)
+
+
+def test_esr_by_band_puts_the_error_where_it_is():
+  sr, t = 44100, np.arange(44100) / 44100
+  low, high = np.sin(2 * np.pi * 50 * t), 0.5 * np.sin(2 * np.pi * 5000 * t)
+  esr_db, share = dsp.esr_by_band(low + high, low + 0.9 * high, sr)   # error only at 5 kHz
+  np.testing.assert_allclose(share.sum(), 1.0)
+  assert share[4] > 0.999                                             # the 3-10 kHz band
+  assert esr_db[4] == pytest.approx(-20.0, abs=0.1)                   # 10 % amplitude error
+  assert esr_db[0] < -100                                             # nothing wrong at 50 Hz
+
+
+@SETTINGS
+@given(target=hnp.arrays(np.float64, st.integers(1, 500), elements=finite),
+       noise=hnp.arrays(np.float64, 500, elements=finite),
+       segment=st.integers(1, 200))
+def test_esr_by_segment_shares_add_up_and_cover_the_track(target, noise, segment):
+  prediction = target + noise[:len(target)]
+  starts, esr_db, share, level_db = dsp.esr_by_segment(target, prediction, segment)
+  assert len(starts) == len(esr_db) == len(share) == len(level_db) == -(-len(target) // segment)
+  assert starts[0] == 0 and np.all(np.diff(starts) == segment)
+  if np.sum((target - prediction) ** 2) > 0:
+    np.testing.assert_allclose(share.sum(), 1.0)
+
+
+@SETTINGS
 @given(lag=st.integers(-40, 40))
 def test_estimate_latency_finds_a_pure_delay(lag):
   rng = np.random.default_rng(abs(lag))
