@@ -12,7 +12,8 @@ setup:
 run: setup
 	$(FXEMU) run $(RUN_ARGS)
 
-test: setup
+test:
+	@scripts/setup.sh --test
 	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
 
 clean:

@@ -127,7 +127,7 @@ def synthesize(out_dir: str, effects=DEFAULT_EFFECTS, plugin: str | None = None,
     piano_seconds: length of the piano test set (seconds).
     sample_rate: Hz.
     seed: the same seed (and arguments) gives byte-identical files.
-    progress: show a progress bar.
+    progress: show a progress bar (on stderr, when it is a terminal).
   Returns:
     paths of all files of the data set, pre before post, effect by effect. Files that
     already hold identical bytes are left untouched.
@@ -142,19 +142,18 @@ def synthesize(out_dir: str, effects=DEFAULT_EFFECTS, plugin: str | None = None,
   boards = resolve_effects(effects, plugin, plugin_parameters)
   piano.require_fluidsynth()
   names = list_names()
-  from tqdm import tqdm  # pylint: disable=import-outside-toplevel
-  bar = tqdm(total=len(names) * (1 + len(boards)), unit='step', desc='fxemu synth',
-             disable=not progress)
+  from pipeline.progress import Bar  # pylint: disable=import-outside-toplevel
   paths = []
-  with bar:
+  with Bar(len(names) * (1 + len(boards)), desc='fxemu synth', unit='steps',
+           enabled=progress) as bar:
     dry = {}
     for name in names:
-      bar.set_postfix_str(f'generating {name}')
+      bar.set_detail(f'generating {name}')
       dry[name] = dry_signal(name, seconds_per_signal, piano_seconds, sample_rate, seed)
       bar.update()
     for effect, board in boards.items():
       for name in names:
-        bar.set_postfix_str(f'{effect} {name}')
+        bar.set_detail(f'{effect} {name}')
         paths += write_pair(out_dir, effect, board, name, dry[name], sample_rate)
         bar.update()
   return paths

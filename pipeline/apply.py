@@ -316,25 +316,18 @@ def process(model, audio: np.ndarray, block_samples: Optional[int] = None,
       ``predict``.
     audio: float32 ``[frames, channels]``; each channel is one batch row.
     block_samples: output samples per model call (any size); None = the whole file.
-    progress: show a tqdm bar (stderr) when there is more than one block.
+    progress: show a progress bar (stderr, when a terminal) for more than one block.
   """
   rows = np.ascontiguousarray(np.asarray(audio, np.float32).T)          # [channels, frames]
   frames = rows.shape[1]
   plan = plan_blocks(frames, block_samples or max(frames, 1), model.info)
   out = np.empty_like(rows)
-  bar = None
-  if progress and len(plan) > 1:
-    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-    bar = tqdm(total=frames, unit='sample', unit_scale=True, desc=desc, file=sys.stderr)
-  try:
+  from pipeline.progress import Bar  # pylint: disable=g-import-not-at-top
+  with Bar(frames, desc=desc, unit='samples', enabled=progress and len(plan) > 1) as bar:
     for segment_start, core_start, core_end, segment_end in plan:
       wet = model.predict(rows[:, segment_start:segment_end])
       out[:, core_start:core_end] = wet[:, core_start - segment_start:core_end - segment_start]
-      if bar is not None:
-        bar.update(core_end - core_start)
-  finally:
-    if bar is not None:
-      bar.close()
+      bar.update(core_end - core_start)
   return out.T
 
 
@@ -451,7 +444,7 @@ def apply_file(model, in_path: str, out_path: str, subtype: Optional[str] = None
     out_path: output WAV (same channels and rate).
     subtype: output format (``components.wav.SUBTYPES``); None = the input's.
     block_seconds: audio per model call; None or 0 = the whole file in one call.
-    progress: tqdm bar on stderr for files of more than one block.
+    progress: progress bar on stderr (when a terminal) for files of more than one block.
     model_info: for endpoints that do not report it, the model's fxemu.json or directory.
   Raises:
     AudioFileError: unreadable input, unwritable output, sample-rate mismatch.

@@ -2,6 +2,7 @@
 
     fxemu synth [--out DIR]          make the default data set (dry signals + effect presets)
     fxemu run [options]              run the whole pipeline locally and print the results
+    fxemu report [RUN]               write the HTML report of the latest run
     fxemu apply MODEL in.wav out.wav run audio through a pushed model (or a serving URL)
     fxemu serve MODEL_BASE           serve a model directory with TF Serving's REST API
     fxemu kubeflow compile|upload|run  the same pipeline on Kubeflow Pipelines 2.x
@@ -119,11 +120,40 @@ def _format_db(value: Optional[float]) -> str:
   return '   n/a' if value is None else f'{value:+7.2f}'
 
 
-def print_run_summary(config, result) -> None:
-  """The stages with durations, test metrics next to output = input, and where it went."""
-  print('\nstages:')
-  for stage in result.stages:
-    print(f'  {stage.name:32s} {stage.state:9s} {stage.seconds:7.1f} s')
+def format_stage(stage) -> str:
+  return f'  {stage.name:32s} {stage.state:9s} {stage.seconds:7.1f} s'
+
+
+class StagePrinter:
+  """Prints a line per stage as it finishes; on a terminal, the running stage's elapsed
+  time on stderr, with a bar against the same stage's last complete run."""
+
+  def __init__(self):
+    from pipeline.progress import StatusLine
+    self.status = StatusLine()
+    self.printed = 0
+
+  def on_stage(self, stage) -> None:
+    self.status.clear()
+    print(format_stage(stage), flush=True)
+    self.printed += 1
+
+  def on_running(self, name: str, elapsed: float, last: Optional[float]) -> None:
+    from pipeline.progress import bar_text, format_seconds
+    estimate = ''
+    if last and last > 1:
+      estimate = (f' {bar_text(elapsed / last)} ~{min(99, int(100 * elapsed / last))} % of '
+                  f'the last run\'s {format_seconds(last)}')
+    self.status.show(f'  {name:32s} running   {format_seconds(elapsed):>7s}{estimate}')
+
+
+def print_run_summary(config, result, stages: bool = True) -> None:
+  """The stages with durations (unless already printed live), test metrics next to
+  output = input, and where the model went."""
+  if stages:
+    print('\nstages:')
+    for stage in result.stages:
+      print(format_stage(stage))
   overall = result.metrics.get('overall', {})
   if overall:
     print(f'\ntest metrics ({config.effect}, test split, all files):')
@@ -153,17 +183,25 @@ def _run(args) -> int:
   config = dataclass_from_flags(PipelineConfig, args)
   train = dataclass_from_flags(TrainConfig, args)
   ensure_default_data(config)
+  if not args.verbose:
+    # Keras' per-epoch lines go to (silenced) logging instead of stdout: the run shows a
+    # line per stage instead.
+    import tf_keras
+    tf_keras.utils.disable_interactive_logging()
   print(f'running pipeline {config.pipeline_name} on {config.data_path} '
         f'(artifacts in {config.pipeline_root})', flush=True)
   start = time.time()
   failure = None
+  printer = StagePrinter()
+  print('\nstages:', flush=True)
   try:
-    local_runner.run(config, train)
+    local_runner.run(config, train, on_stage=printer.on_stage, on_running=printer.on_running)
   except Exception as e:  # pylint: disable=broad-except
     failure = e
+  printer.status.clear()
   try:
     result = results.read_run(config.metadata_path, config.pipeline_name)
-    print_run_summary(config, result)
+    print_run_summary(config, result, stages=not printer.printed)
   except Exception as e:  # pylint: disable=broad-except
     if failure is None:
       raise
@@ -171,7 +209,11 @@ def _run(args) -> int:
   if failure is not None:
     print(f'\nfxemu: the pipeline failed: {failure}', file=sys.stderr)
     return 1
-  print(f'\ndone in {time.time() - start:.0f} s')
+  print(f'\ndone in {time.time() - start:.0f} s', flush=True)
+  if args.report:
+    from pipeline import report
+    path = report.write_report(report.location_of(config))
+    print(f'report: {path}')
   return 0
 
 
@@ -209,11 +251,15 @@ def build_parser() -> argparse.ArgumentParser:
   add_dataclass_flags(run, PipelineConfig, 'data and pipeline')
   # The window geometry comes from the data flags (seconds), not from samples.
   add_dataclass_flags(run, TrainConfig, 'model and training', skip=TRAIN_FIELDS_SET_BY_PIPELINE)
+  run.add_argument('--report', default=True, action=argparse.BooleanOptionalAction,
+                   help='write the HTML report of the run at the end (default: True)')
   run.set_defaults(func=_run)
 
   from pipeline.apply import add_apply_command
+  from pipeline.report import add_report_command
   from pipeline.serve import add_serve_command
   from kubeflow.client import add_kubeflow_command
+  add_report_command(commands)
   add_apply_command(commands)
   add_serve_command(commands)
   add_kubeflow_command(commands)

@@ -24,6 +24,10 @@ class RunResult:
   model_uri: str
   evaluation_uri: str
   examples_uri: str
+  model_run_uri: str = ''      # the Trainer's logs (fxemu_training.json, TensorBoard)
+  anomalies_uri: str = ''      # ExampleValidator's per-split SchemaDiff.pb
+  run_id: str = ''             # name of the newest pipeline_run context
+  run_started: float = 0.0     # when that run began, s since the epoch
 
 
 _STATES = {1: 'new', 2: 'running', 3: 'complete', 4: 'failed', 5: 'cached', 6: 'canceled'}
@@ -57,16 +61,26 @@ def _node_name(store, execution, pipeline_name: str) -> str:
   return store.get_execution_types_by_id([execution.type_id])[0].name
 
 
+def stage_of(store, execution, pipeline_name: str) -> Stage:
+  """One MLMD execution as a :class:`Stage` (seconds from its creation to its last update)."""
+  return Stage(_node_name(store, execution, pipeline_name),
+               _STATES.get(execution.last_known_state, '?'),
+               (execution.last_update_time_since_epoch -
+                execution.create_time_since_epoch) / 1000.0)
+
+
 def _slice_name(slice_key) -> str:
   if not slice_key:
     return 'overall'
   return ', '.join(f'{k}={v.decode() if isinstance(v, bytes) else v}' for k, v in slice_key)
 
 
-def load_metrics(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
-  """Per-slice metrics of the candidate model from a TFMA output directory."""
+def load_metrics(evaluation_uri: str,
+                 model_name: Optional[str] = None) -> Dict[str, Dict[str, float]]:
+  """Per-slice metrics from a TFMA output directory: of the candidate model (with its
+  ``*_diff`` to the baseline), or of ``model_name`` ('baseline': the last blessed model)."""
   import tensorflow_model_analysis as tfma
-  result = tfma.load_eval_result(evaluation_uri)
+  result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
   out = {}
   for slice_key, by_output in result.slicing_metrics:
     values = {}
@@ -93,13 +107,11 @@ def read_run(metadata_path: str, pipeline_name: str) -> RunResult:
     if latest_run is not None:
       for execution in sorted(store.get_executions_by_context(latest_run.id),
                               key=lambda e: e.create_time_since_epoch):
-        stages.append(Stage(_node_name(store, execution, pipeline_name),
-                            _STATES.get(execution.last_known_state, '?'),
-                            (execution.last_update_time_since_epoch -
-                             execution.create_time_since_epoch) / 1000.0))
+        stages.append(stage_of(store, execution, pipeline_name))
     latest = _latest_by_type(store, pipeline_context.id)
-    evaluation, blessing, pushed, model, examples = (latest.get(name) for name in (
-        'ModelEvaluation', 'ModelBlessing', 'PushedModel', 'Model', 'Examples'))
+    evaluation, blessing, pushed, model, examples, model_run, anomalies = (
+        latest.get(name) for name in ('ModelEvaluation', 'ModelBlessing', 'PushedModel',
+                                      'Model', 'Examples', 'ModelRun', 'ExampleAnomalies'))
   metrics = load_metrics(evaluation.uri) if evaluation is not None else {}
   return RunResult(
       stages=stages, metrics=metrics,
@@ -107,4 +119,8 @@ def read_run(metadata_path: str, pipeline_name: str) -> RunResult:
       pushed=None if pushed is None else bool(_custom(pushed, 'pushed', 0)),
       pushed_destination=_custom(pushed, 'pushed_destination', '') or '',
       model_uri=model.uri if model else '', evaluation_uri=evaluation.uri if evaluation else '',
-      examples_uri=examples.uri if examples else '')
+      examples_uri=examples.uri if examples else '',
+      model_run_uri=model_run.uri if model_run else '',
+      anomalies_uri=anomalies.uri if anomalies else '',
+      run_id=latest_run.name if latest_run else '',
+      run_started=latest_run.create_time_since_epoch / 1000.0 if latest_run else 0.0)

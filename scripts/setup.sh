@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Creates .venv with Python 3.10 and the pinned TFX 1.16 stack, plus the system
 # libraries fxemu needs. Idempotent: does nothing when everything is in place.
+#   scripts/setup.sh          what `make run` needs
+#   scripts/setup.sh --test   also what the tests need: Debian's chromium (headless), which
+#                             renders the run report in tests/test_report.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,18 +33,40 @@ find_python310() {
 system_packages() {
   # libfluidsynth renders the piano test set; installed through apt when missing.
   if ! ldconfig -p 2>/dev/null | grep -q libfluidsynth; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-      log "installing libfluidsynth3 (apt-get)"
-      apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libfluidsynth3 >/dev/null
-    else
-      log "WARNING: libfluidsynth is missing and cannot be installed here (need root + apt-get);"
+    apt_install "to render the piano test set" libfluidsynth3 ||
       log "         'fxemu synth' will fail to render the piano test set until it is installed."
-    fi
+  fi
+}
+
+apt_install() {
+  # apt_install WHY PACKAGE...: installs Debian packages when root with apt-get, else warns.
+  local why=$1; shift
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing $* (apt-get) $why"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  else
+    log "WARNING: $* missing and cannot be installed here (need root + apt-get) $why"
+    return 1
+  fi
+}
+
+test_packages() {
+  # Headless Chromium renders the HTML run report in the tests (skipped without it).
+  if ! command -v chromium >/dev/null 2>&1; then
+    apt_install "to render the run report in the tests" chromium || true
   fi
 }
 
 main() {
+  local with_tests=0
+  for arg in "$@"; do
+    case "$arg" in
+      --test) with_tests=1 ;;
+      *) log "unknown option $arg (expected --test)"; exit 2 ;;
+    esac
+  done
   system_packages
+  if [ "$with_tests" = 1 ]; then test_packages; fi
   local stamp=.venv/.fxemu-installed
   local want; want=$(cat requirements.txt requirements-test.txt constraints.txt setup.py | sha256sum | cut -c1-16)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/fxemu ]; then

@@ -1,7 +1,8 @@
 """The real TFX pipeline end to end (LocalDagRunner, Beam DirectRunner) on a tiny data set.
 
-One module-scoped run is shared: it is checked for its artifacts, then re-run to check the
-cache, the release gate (a model is pushed only when blessed) and the anomaly stop.
+One run (``first_run``, shared by the session: tests/conftest.py) is checked for its
+artifacts, then re-run to check the cache, the release gate (a model is pushed only when
+blessed) and the anomaly stop.
 """
 import dataclasses
 import os
@@ -10,41 +11,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import synth
 from components import wav
 from pipeline import local_runner
 from pipeline import results
 from pipeline.configs import PipelineConfig
+from tests.conftest import TINY_TRAIN
+from tests.conftest import tiny_config
 from trainer.config import TrainConfig
-
-TINY_TRAIN = dict(model='conv', conv_stride=32, conv_kernel=64, latent_channels=8,
-                  latent_dense_layers=1, latent_dilations=(1, 2), fir_taps=64,
-                  fir_lookahead=8, epochs=3, batch_size=8, early_stopping_patience=3)
-
-
-def tiny_config(output_dir, data_dir, **overrides) -> PipelineConfig:
-  values = dict(data_dir=data_dir, effect='lowpass', output_dir=output_dir,
-                window_seconds=0.25, hop_seconds=0.125, context_seconds=0.05,
-                block_seconds=0.5, beam_args='--direct_running_mode=in_memory')
-  values.update(overrides)
-  return PipelineConfig(**values)
-
-
-@pytest.fixture(scope='module')
-def tiny_data(tmp_path_factory):
-  directory = str(tmp_path_factory.mktemp('data'))
-  synth.synthesize(directory, effects=('lowpass',), seconds_per_signal=2.0, piano_seconds=3.0,
-                   progress=False)
-  return directory
-
-
-@pytest.fixture(scope='module')
-def first_run(tmp_path_factory, tiny_data):
-  output = str(tmp_path_factory.mktemp('run'))
-  config = tiny_config(output, tiny_data)
-  local_runner.run(config, TrainConfig(**TINY_TRAIN))
-  return config, results.read_run(config.metadata_path, config.pipeline_name)
-
 
 def _versions(serving_path):
   return sorted(v for v in os.listdir(serving_path) if v.isdigit()) \

@@ -1,0 +1,238 @@
+"""The run report: `fxemu run` prints its stages live and ends with the report's path; the
+page holds every section and renders in headless Chromium (images decode, audio loads).
+
+Uses the session's tiny pipeline run (tests/conftest.py): `fxemu run` is called again on
+it with the same settings, so most steps come from the cache.
+"""
+import dataclasses
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pipeline import cli
+from pipeline import local_runner
+from pipeline import report
+from pipeline.configs import PipelineConfig
+from tests.conftest import TINY_TRAIN
+
+
+def _flags(config: PipelineConfig):
+  """The `fxemu run` flags that reproduce ``config`` and TINY_TRAIN."""
+  argv = []
+  for field in dataclasses.fields(PipelineConfig):
+    value = getattr(config, field.name)
+    if value != field.default:
+      argv.append(f'--{field.name.replace("_", "-")}={value}')
+  for name, value in TINY_TRAIN.items():
+    text = ','.join(map(str, value)) if isinstance(value, tuple) else str(value)
+    argv.append(f'--{name.replace("_", "-")}={text}')
+  return argv
+
+
+class _TimedOutput:
+  """A stdout that remembers when each line was written."""
+
+  def __init__(self):
+    self.lines, self._partial = [], ''
+
+  def write(self, text):
+    self._partial += text
+    while '\n' in self._partial:
+      line, self._partial = self._partial.split('\n', 1)
+      self.lines.append((time.monotonic(), line))
+    return len(text)
+
+  def flush(self):
+    pass
+
+  def isatty(self):
+    return False
+
+
+@pytest.fixture(scope='module')
+def cli_run(first_run):
+  """(lines written by `fxemu run` with their times, when the DAG run returned, exit code)."""
+  config, _ = first_run
+  out = _TimedOutput()
+  returned = []
+  original_run = local_runner.run
+
+  def timed_run(*args, **kwargs):
+    try:
+      return original_run(*args, **kwargs)
+    finally:
+      returned.append(time.monotonic())
+
+  args = cli.build_parser().parse_args(['run'] + _flags(config))
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(local_runner, 'run', timed_run)
+    patch.setattr(sys, 'stdout', out)
+    try:
+      code = args.func(args)
+    finally:
+      import tf_keras  # pylint: disable=g-import-not-at-top
+      tf_keras.utils.enable_interactive_logging()   # as the other tests expect
+  return out.lines, returned[0], code
+
+
+@pytest.fixture(scope='module')
+def page(cli_run):
+  lines, _, code = cli_run
+  assert code == 0, '\n'.join(text for _, text in lines)
+  path = next(text.split('report: ', 1)[1] for _, text in lines if text.startswith('report: '))
+  with open(path, encoding='utf-8') as f:
+    return path, f.read()
+
+
+def test_run_prints_each_stage_as_it_finishes_and_ends_with_the_report(cli_run):
+  lines, dag_returned, code = cli_run
+  assert code == 0
+  stage_lines = [(t, text.split()) for t, text in lines
+                 if re.match(r'^  \S+\s+(complete|cached|failed)\s+[\d.]+ s$', text)]
+  names = [words[0] for _, words in stage_lines]
+  for name in ('AudioExampleGen', 'StatisticsGen', 'Trainer', 'Evaluator', 'AtomicPusher'):
+    assert name in names, names
+  assert len(names) == len(set(names)), names        # once each
+  # live: the first stage was printed while the DAG was still running
+  assert stage_lines[0][0] < dag_returned
+  texts = [text for _, text in lines]
+  assert texts[-1].startswith('report: ') and texts[-2].startswith('done in'), texts[-3:]
+  assert not any(t.startswith('Epoch ') for t in texts)      # Keras' lines are quiet
+
+
+def test_page_has_every_section_and_needs_no_network(page, first_run):
+  path, text = page
+  config, _ = first_run
+  assert os.path.dirname(path) == config.pipeline_root
+  for section in ('id="run"', 'id="metrics"', 'id="training"', 'id="test-audio"', 'id="data"'):
+    assert section in text
+  for column in ('identity ESR (dB)', 'FIR ESR (dB)', 'last blessed ESR (dB)'):
+    assert column in text
+  assert 'all test files' in text and 'channel 0' in text and 'channel 1' in text
+  for name in ('piano', 'polysaw', 'saw', 'sine', 'square', 'triangle'):
+    assert f'<td>{name}</td>' in text
+  assert 'schema anomalies (ExampleValidator): none' in text
+  assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', text)) == 3
+  assert len(re.findall(r'<audio [^>]*src="data:audio/wav;base64,', text)) == 3
+  assert not re.search(r'(src|href)="(https?:)?//', text)       # nothing from the network
+  assert len(text) < 8e6
+
+
+CHECK_SCRIPT = """
+<script>
+window.addEventListener('load', async () => {
+  const images = await Promise.all([...document.images].map(async (img) => {
+    try { await img.decode(); } catch (e) {}
+    return {alt: img.alt, width: img.naturalWidth, height: img.naturalHeight};
+  }));
+  const audio = await Promise.all([...document.querySelectorAll('audio')].map((a) =>
+    new Promise((resolve) => {
+      const done = () => resolve({title: a.title, duration: a.duration,
+                                  ready: a.readyState, error: a.error && a.error.code,
+                                  canPlay: a.canPlayType('audio/wav')});
+      if (a.readyState >= 1) return done();
+      a.addEventListener('loadedmetadata', done);
+      a.addEventListener('error', done);
+      setTimeout(done, 30000);
+      a.load();
+    })));
+  const out = document.createElement('pre');
+  out.id = 'fxemu-check';
+  out.textContent = JSON.stringify({images, audio});
+  document.body.appendChild(out);
+});
+</script>
+"""
+
+
+def _chromium():
+  for name in ('chromium', 'chromium-browser'):
+    if shutil.which(name):
+      return shutil.which(name)
+  if os.environ.get('CI'):
+    pytest.fail('chromium is missing: `scripts/setup.sh --test` (make test) installs it')
+  pytest.skip('chromium is not installed (scripts/setup.sh --test installs it)')
+
+
+class _DevTools:
+  """Headless Chromium driven over the DevTools protocol on a pipe (fds 3 and 4)."""
+
+  def __init__(self, binary: str, profile_dir: str):
+    self.process = subprocess.Popen(
+        ['sh', '-c', 'exec "$0" "$@" 3<&0 4>&1 0</dev/null 1>/dev/null', binary, '--headless',
+         '--no-sandbox', '--disable-gpu', '--mute-audio', '--remote-debugging-pipe',
+         f'--user-data-dir={profile_dir}', 'about:blank'],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    self._id, self._buffer = 0, b''
+
+  def send(self, method: str, params=None, session: str = '', timeout: float = 60.0):
+    self._id += 1
+    message = {'id': self._id, 'method': method, 'params': params or {}}
+    if session:
+      message['sessionId'] = session
+    self.process.stdin.write(json.dumps(message).encode() + b'\0')
+    self.process.stdin.flush()
+    deadline = time.monotonic() + timeout
+    while True:
+      while b'\0' not in self._buffer:
+        ready, _, _ = select.select([self.process.stdout], [], [],
+                                    max(0.0, deadline - time.monotonic()))
+        if not ready:
+          raise TimeoutError(f'chromium did not answer {method}')
+        chunk = os.read(self.process.stdout.fileno(), 1 << 16)
+        if not chunk:
+          raise RuntimeError('chromium closed the DevTools pipe')
+        self._buffer += chunk
+      text, self._buffer = self._buffer.split(b'\0', 1)
+      answer = json.loads(text)
+      if answer.get('id') == self._id:
+        if 'error' in answer:
+          raise RuntimeError(f'{method}: {answer["error"]}')
+        return answer.get('result', {})
+
+  def close(self):
+    try:
+      self.send('Browser.close', timeout=10)
+    except (OSError, RuntimeError, TimeoutError):
+      pass
+    try:
+      self.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+      self.process.kill()
+      self.process.wait()
+
+
+def test_page_renders_in_headless_chromium(page, tmp_path):
+  """Opens the page in Chromium and reads what the injected check found, in real time."""
+  _, text = page
+  checked = tmp_path / 'report.html'
+  checked.write_text(text.replace('</body>', CHECK_SCRIPT + '</body>'), encoding='utf-8')
+  browser = _DevTools(_chromium(), str(tmp_path / 'profile'))
+  try:
+    target = browser.send('Target.createTarget', {'url': checked.as_uri()})['targetId']
+    session = browser.send('Target.attachToTarget', {'targetId': target,
+                                                     'flatten': True})['sessionId']
+    deadline, value = time.monotonic() + 60, ''
+    while not value and time.monotonic() < deadline:
+      time.sleep(0.2)
+      value = browser.send('Runtime.evaluate', {
+          'expression': "(document.getElementById('fxemu-check') || {}).textContent || ''",
+          'returnByValue': True}, session)['result'].get('value')
+  finally:
+    browser.close()
+  assert value, 'the page did not finish loading in 60 s'
+  found = json.loads(value)
+  assert len(found['images']) == 3
+  for image in found['images']:
+    assert image['width'] > 0 and image['height'] > 0, image
+  assert [a['title'].split()[0] for a in found['audio']] == ['dry', 'wet', 'predicted']
+  for audio in found['audio']:
+    assert audio['canPlay'] and audio['error'] is None, audio
+    assert audio['ready'] >= 1 and 2.5 < audio['duration'] <= report.CLIP_SECONDS, audio
