@@ -113,7 +113,7 @@ def synthesize(out_dir: str, effects=DEFAULT_EFFECTS, plugin: str | None = None,
                seconds_per_signal: float = DEFAULT_SIGNAL_SECONDS,
                piano_seconds: float = DEFAULT_PIANO_SECONDS,
                sample_rate: int = DEFAULT_SAMPLE_RATE, seed: int = 0,
-               progress: bool = True) -> list:
+               progress: bool = True, dry_only: str | None = None) -> list:
   """Writes the dry/wet data set for the chosen effects into ``out_dir``.
 
   Args:
@@ -128,6 +128,9 @@ def synthesize(out_dir: str, effects=DEFAULT_EFFECTS, plugin: str | None = None,
     sample_rate: Hz.
     seed: the same seed (and arguments) gives byte-identical files.
     progress: show a progress bar (on stderr, when it is a terminal).
+    dry_only: instead of rendering effects, write only the dry files, as
+      ``DRY_ONLY - pre - NAME.wav``: the material to play through a hardware effect
+      (re-amping), whose recorded outputs become ``DRY_ONLY - post - NAME.wav``.
   Returns:
     paths of all files of the data set, pre before post, effect by effect. Files that
     already hold identical bytes are left untouched.
@@ -139,7 +142,15 @@ def synthesize(out_dir: str, effects=DEFAULT_EFFECTS, plugin: str | None = None,
     raise ValueError('seconds_per_signal and piano_seconds must be positive')
   if plugin_parameters and plugin is None:
     raise ValueError('plugin_parameters were given without a plugin')
-  boards = resolve_effects(effects, plugin, plugin_parameters)
+  if dry_only is not None:
+    if not dry_only.strip() or ' - ' in dry_only or os.sep in dry_only:
+      raise ValueError(f'dry_only: {dry_only!r} is not a usable effect name (non-empty, '
+                       'no " - ", no path separator)')
+    if plugin:
+      raise ValueError('dry_only writes no effects: drop the plugin')
+    boards = {}
+  else:
+    boards = resolve_effects(effects, plugin, plugin_parameters)
   piano.require_fluidsynth()
   names = list_names()
   from pipeline.progress import Bar  # pylint: disable=import-outside-toplevel
@@ -150,6 +161,9 @@ def synthesize(out_dir: str, effects=DEFAULT_EFFECTS, plugin: str | None = None,
     for name in names:
       bar.set_detail(f'generating {name}')
       dry[name] = dry_signal(name, seconds_per_signal, piano_seconds, sample_rate, seed)
+      if dry_only is not None:
+        paths.append(os.path.join(out_dir, file_name(dry_only, PRE, name)))
+        write_if_changed(paths[-1], dry[name], sample_rate)
       bar.update()
     for effect, board in boards.items():
       for name in names:

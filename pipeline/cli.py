@@ -90,7 +90,7 @@ def _synth(args) -> int:
   from components import synth
   effects = [e.strip() for e in args.effects.split(',') if e.strip()]
   paths = synth.synthesize(args.out, effects=effects, plugin=args.plugin,
-                           seed=args.seed, progress=not args.quiet,
+                           seed=args.seed, progress=not args.quiet, dry_only=args.dry_only,
                            **({'seconds_per_signal': args.seconds} if args.seconds else {}),
                            **({'piano_seconds': args.piano_seconds} if args.piano_seconds else {}))
   print(f'wrote {len(paths)} files to {args.out}')
@@ -241,6 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
   synth.add_argument('--piano-seconds', type=float, default=None,
                      help='length of the piano test piece, s')
   synth.add_argument('--seed', type=int, default=0, help='random seed (same seed, same files)')
+  synth.add_argument('--dry-only', metavar='EFFECT', default=None,
+                     help='write only the dry files, as "EFFECT - pre - NAME.wav", to play '
+                     'through a hardware effect and record its output as "EFFECT - post - '
+                     'NAME.wav" (re-amping); --effects and --plugin are ignored')
   synth.add_argument('--quiet', action='store_true', help='no progress bar')
   synth.set_defaults(func=_synth)
 

@@ -319,3 +319,21 @@ def test_plugin_effect_names_are_safe_file_name_parts():
   assert effects.plugin_effect_name('/p/TAL-Reverb-4.vst3/') == 'tal-reverb-4'
   assert ' - ' not in effects.plugin_effect_name('/p/a - b.vst3')
   assert effects.plugin_effect_name('/p/---.vst3') == 'plugin'
+
+
+def test_dry_only_writes_the_dry_material_for_re_amping(dataset, tmp_path):
+  out = tmp_path / 'rec'
+  paths = synth.synthesize(str(out), dry_only='tubescreamer-gain7', seconds_per_signal=SECONDS,
+                           piano_seconds=PIANO_SECONDS, progress=False)
+  names = sorted(os.path.basename(p) for p in paths)
+  assert names == sorted(os.listdir(out))
+  assert names == sorted(f'tubescreamer-gain7 - pre - {n}.wav' for n in synth.list_names())
+  _, rendered = dataset
+  for name in synth.list_names():   # the same dry signals as the rendered data set
+    reference = [p for p in rendered if p.endswith(f'lowpass - pre - {name}.wav')][0]
+    with open(reference, 'rb') as a, open(out / f'tubescreamer-gain7 - pre - {name}.wav', 'rb') as b:
+      assert a.read() == b.read()
+  for bad in ('', 'a - b', 'x/y'):
+    with pytest.raises(ValueError, match='dry_only'):
+      synth.synthesize(str(tmp_path / 'bad'), dry_only=bad, progress=False)
+  assert not (tmp_path / 'bad').exists()
