@@ -221,6 +221,21 @@ def test_any_length_and_block_processing(name):
                              atol=1e-5)
 
 
+@pytest.mark.parametrize('name', [n for n in sorted(ARCHITECTURES) if n.startswith('conv')])
+def test_conv_model_is_silent_for_silence_but_not_odd(name):
+  """Zero in, exactly zero out, with random biases everywhere (an earlier version turned
+  its biases into a -54 dBFS tone at multiples of sample_rate / conv_stride); the biases
+  still make the model asymmetric (f(-x) != -f(x): even harmonics stay possible)."""
+  config = TrainConfig(**{**SMALL, **ARCHITECTURES[name]})
+  model = architectures.build_model(config)
+  randomise(model, seed=2)
+  silence = np.zeros([2, 3000], np.float32)
+  assert np.max(np.abs(model(silence).numpy())) == 0.0
+  x = 0.5 * testing.noise(3000, seed=4)[None].astype(np.float32)
+  plus, minus = model(x).numpy(), model(-x).numpy()
+  assert np.max(np.abs(plus + minus)) > 1e-3 * np.max(np.abs(plus))
+
+
 # --- Training and export -------------------------------------------------------------
 
 @pytest.fixture(scope='module')

@@ -13,7 +13,11 @@
 * ``tcn``: gated residual dilated Conv1D layers at the sample rate plus the FIR branch.
 
 The residual paths' last layers start at zero, so an untrained conv/tcn model is its
-FIR branch.  :func:`receptive_field_extent` gives, for every output sample t, the input
+FIR branch. The conv model is silent for silence (zero in, exactly zero out): its
+encoder and decoder have no bias and every biased nonlinear layer subtracts its own
+output at zero (:class:`SilentDense`, :class:`SilentConv1D`), which keeps the biases'
+asymmetry (even harmonics) without a constant latent that the stride-S decoder would
+turn into a tone at multiples of sample_rate / S.  :func:`receptive_field_extent` gives, for every output sample t, the input
 span ``[t - past, t + future]`` outside which input changes cannot affect it.
 """
 from __future__ import annotations
@@ -157,6 +161,29 @@ class AGC(keras.layers.Layer):
             'max_gain_db': self.max_gain_db, 'strength': self.strength}
 
 
+class SilentDense(keras.layers.Dense):
+  """Dense layer that maps 0 to 0: ``act(x W + b) - act(b)``, ``[..., in] -> [..., units]``."""
+
+  def call(self, inputs):
+    out = super().call(inputs)
+    if self.use_bias and self.activation is not None:
+      out = out - self.activation(tf.cast(self.bias, out.dtype))
+    return out
+
+
+class SilentConv1D(keras.layers.Conv1D):
+  """Conv1D that maps 0 to 0: ``act(conv(x) + b) - act(b)``, ``[b, t, in] -> [b, t', filters]``.
+
+  With causal or 'same' zero padding, silent input frames give exactly zero output frames.
+  """
+
+  def call(self, inputs):
+    out = super().call(inputs)
+    if self.use_bias and self.activation is not None:
+      out = out - self.activation(tf.cast(self.bias, out.dtype))
+    return out
+
+
 class ModulatedSum(keras.layers.Layer):
   """``(gains [b, t, m], signals [b, t, m])`` -> ``sum_m gains * signals``, ``[b, t, 1]``."""
 
@@ -246,11 +273,12 @@ def _front_end(config: TrainConfig, x3):
   if not config.agc_strength:
     return x3
   return AGC(agc_windows(config), config.agc_reference_db, config.agc_floor_db,
-             config.agc_max_gain_db, config.agc_strength, name='agc')(x3)
+             config.agc_max_gain_db, config.agc_strength, name='agc', dtype='float32')(x3)
 
 
 def _fir_branch(config: TrainConfig, x3):
-  return FIRFilter(config.fir_taps, config.fir_lookahead, config.fir_lr_scale, name='fir')(x3)
+  return FIRFilter(config.fir_taps, config.fir_lookahead, config.fir_lr_scale, name='fir',
+                   dtype='float32')(x3)
 
 
 def build_conv(config: TrainConfig) -> keras.Model:
@@ -258,21 +286,21 @@ def build_conv(config: TrainConfig) -> keras.Model:
   s, k, c = config.conv_stride, config.conv_kernel, config.latent_channels
   overlap = (k - s) // 2
   audio = keras.Input(shape=[None], name=INPUT_NAME)                    # [b, t]
-  x3 = keras.layers.Reshape([-1, 1], name='to_channels')(audio)           # [b, t, 1]
+  x3 = keras.layers.Reshape([-1, 1], name='to_channels', dtype='float32')(audio)  # [b, t, 1]
   x3 = _front_end(config, x3)
   padded = PadTime(overlap, overlap, s, name='pad_to_frames')(x3)         # [b, F*S + 2h, 1]
-  z = keras.layers.Conv1D(c, k, strides=s, name='encoder')(padded)        # [b, F, c]
+  z = keras.layers.Conv1D(c, k, strides=s, use_bias=False, name='encoder')(padded)  # [b, F, c]
   for i in range(config.latent_dense_layers):
-    z = keras.layers.Dense(c, activation=config.activation, name=f'frame_dense_{i}')(z)
+    z = SilentDense(c, activation=config.activation, name=f'frame_dense_{i}')(z)
   padding = 'causal' if config.causal else 'same'
   for i, dilation in enumerate(config.latent_dilations):
-    h = keras.layers.Conv1D(c, config.latent_kernel, dilation_rate=dilation, padding=padding,
-                            activation=config.activation, name=f'latent_conv_{i}')(z)
-    h = keras.layers.Dense(c, name=f'latent_mix_{i}')(h)
+    h = SilentConv1D(c, config.latent_kernel, dilation_rate=dilation, padding=padding,
+                     activation=config.activation, name=f'latent_conv_{i}')(z)
+    h = keras.layers.Dense(c, use_bias=False, name=f'latent_mix_{i}')(h)
     z = keras.layers.Add(name=f'latent_residual_{i}')([z, h])
-  z = keras.layers.Dense(c, activation=config.activation, name='frame_out')(z)
+  z = SilentDense(c, activation=config.activation, name='frame_out')(z)
   decoded = keras.layers.Conv1DTranspose(1, k, strides=s, kernel_initializer='zeros',
-                                         name='decoder')(z)                # [b, F*S + 2h, 1]
+                                         use_bias=False, name='decoder')(z)  # [b, F*S + 2h, 1]
   branches = [CropTime(overlap, name='crop_decoder')([decoded, audio])]
   if config.fir_taps:
     branches.append(_fir_branch(config, x3))
@@ -286,8 +314,9 @@ def build_conv(config: TrainConfig) -> keras.Model:
     filtered = keras.layers.Conv1D(m, config.modulation_taps, use_bias=False,
                                    name='modulation_fir')(filtered)      # [b, t, m]
     branches.append(ModulatedSum(name='modulation')([gains, filtered]))
-  out = keras.layers.Add(name='sum')(branches) if len(branches) > 1 else branches[0]
-  wet = keras.layers.Reshape([-1], name='wet')(out)
+  out = (keras.layers.Add(name='sum', dtype='float32')(branches) if len(branches) > 1
+         else branches[0])
+  wet = keras.layers.Reshape([-1], name='wet', dtype='float32')(out)
   return keras.Model(audio, wet, name='fxemu_conv')
 
 
@@ -305,7 +334,7 @@ def build_dense(config: TrainConfig) -> keras.Model:
   h = keras.layers.Dense(n, name='dense_out')(h)                          # [b, F, n]
   samples = keras.layers.Reshape([-1, 1], name='samples')(h)              # [b, F*n, 1]
   cropped = CropTime(0, name='crop')([samples, audio])
-  wet = keras.layers.Reshape([-1], name='wet')(cropped)
+  wet = keras.layers.Reshape([-1], name='wet', dtype='float32')(cropped)
   return keras.Model(audio, wet, name='fxemu_dense')
 
 
@@ -313,7 +342,7 @@ def build_tcn(config: TrainConfig) -> keras.Model:
   """Gated dilated residual Conv1D stack at the sample rate (WaveNet-like) + FIR branch."""
   c, padding = config.tcn_channels, 'causal' if config.causal else 'same'
   audio = keras.Input(shape=[None], name=INPUT_NAME)
-  x3 = keras.layers.Reshape([-1, 1], name='to_channels')(audio)
+  x3 = keras.layers.Reshape([-1, 1], name='to_channels', dtype='float32')(audio)
   x3 = _front_end(config, x3)
   h = keras.layers.Conv1D(c, 1, name='input_mix')(x3)
   skips = []
@@ -331,8 +360,9 @@ def build_tcn(config: TrainConfig) -> keras.Model:
   branches = [keras.layers.Conv1D(1, 1, kernel_initializer='zeros', name='out')(mixed)]
   if config.fir_taps:
     branches.append(_fir_branch(config, x3))
-  out = keras.layers.Add(name='sum')(branches) if len(branches) > 1 else branches[0]
-  wet = keras.layers.Reshape([-1], name='wet')(out)
+  out = (keras.layers.Add(name='sum', dtype='float32')(branches) if len(branches) > 1
+         else branches[0])
+  wet = keras.layers.Reshape([-1], name='wet', dtype='float32')(out)
   return keras.Model(audio, wet, name='fxemu_tcn')
 
 
