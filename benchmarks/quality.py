@@ -7,16 +7,22 @@ For each effect and protocol it prints ESR (dB), RMSE, train time and parameter 
   fir          least-squares FIR (512 taps, 64 of them look-ahead) fitted by fxemu itself
                on the training material: the best linear model
   dense        the original project's fully connected baseline (trained by the pipeline)
-  conv, ...    the neural models (trained by the pipeline)
+  conv         the default conv -> dense -> Conv1DTranspose model (trained by the pipeline)
+  conv_agc     conv with the level-normalising front end (agc_strength=1), for compressors
+  tcn          the causal dilated-convolution (WaveNet-style) option
 Protocols:
   A  train/eval on the synthetic signals, test on the whole piano piece (the original
      project's protocol)
   B  train/eval on the synthetic signals plus the first 60 % of the piano piece, test on
      the last 40 %
 Every neural row is a full pipeline run (AudioExampleGen ... Evaluator) and its figures
-are the Evaluator's. The piano predictions are written as WAV next to a spectrogram PNG
-(dry / wet / predicted / error) under --out. With --json the last stdout line is one
-JSON object {effect: {protocol: {model: {esr_db, rmse, train_seconds, params}}}}.
+are the Evaluator's. The models of one effect and protocol share one pipeline output
+directory, so the data steps run once and later models hit the cache. The piano
+predictions are written as WAV next to a spectrogram PNG (dry / wet / predicted / error)
+under --out, and a second table shows where the remaining error is: the share of the error
+energy and the ESR within each frequency band, and the worst passages (2 s segments).
+With --json the last stdout line is one JSON object
+{effect: {protocol: {model: {esr_db, rmse, train_seconds, params, bands, worst_passages}}}}.
 """
 from __future__ import annotations
 
@@ -31,58 +37,51 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.common import emit_json, print_table, quiet_tensorflow  # noqa: E402
 
 PROTOCOLS = {'A': 1.0, 'B': 0.4}   # protocol -> test_tail (fraction of piano that is test)
-FIR_TAPS, FIR_LOOKAHEAD = 512, 64
-
-
-def _tracks(data, effect, test_patterns, test_tail):
-  """(train_pairs, test_pairs): lists of (dry, wet) mono tracks for the protocol."""
-  from components import pairs as pairs_lib
-  from components import wav
-  train, test = [], []
-  for pair in pairs_lib.find_pairs(data, effect):
-    dry, _ = wav.read_wav(pair.pre_path)
-    wet, _ = wav.read_wav(pair.post_path)
-    n = min(len(dry), len(wet))
-    is_test = pairs_lib.matches_any(pair.name, test_patterns)
-    cut = int(round(n * (1 - test_tail))) if is_test else n
-    for c in range(dry.shape[1]):
-      if cut > 0:
-        train.append((dry[:cut, c], wet[:cut, c]))
-      if is_test:
-        test.append((dry[cut:n, c], wet[cut:n, c]))
-  return train, test
+# Model rows: name -> TrainConfig overrides (on top of --train).
+MODEL_VARIANTS = {
+    'dense': {'model': 'dense'},
+    'conv': {'model': 'conv'},
+    'conv_agc': {'model': 'conv', 'agc_strength': 1.0},
+    'tcn': {'model': 'tcn'},
+}
+PASSAGE_SECONDS = 2.0
+WORST_PASSAGES = 3
 
 
 def linear_references(data, effect, test_patterns, test_tail):
-  """Identity and least-squares FIR figures on the test tracks (summed over channels)."""
-  import numpy as np
-  from components import dsp
-  train, test = _tracks(data, effect, test_patterns, test_tail)
+  """Identity and least-squares FIR figures on the test tracks (summed over channels).
+
+  The same references as the run report (:mod:`pipeline.report`): the FIR has
+  ``report.FIR_TAPS`` taps (``report.FIR_LOOKAHEAD`` of them ahead) and is fitted on every
+  training track of the protocol.
+  """
+  from pipeline import report
+  summary = {'input_base': data, 'effect': effect, 'test_patterns': test_patterns,
+             'test_tail': test_tail}
+  training, tests = report.load_pairs(summary)
   start = time.time()
-  fir = dsp.fit_fir([d for d, _ in train], [w for _, w in train], FIR_TAPS, FIR_LOOKAHEAD)
-  fir_seconds = time.time() - start
-  def figures(predict):
-    err = sum(float(np.sum((w.astype(np.float64) - predict(d)) ** 2)) for d, w in test)
-    energy = sum(float(np.sum(w.astype(np.float64) ** 2)) for _, w in test)
-    samples = sum(len(w) for _, w in test)
-    return {'esr_db': dsp.to_db(err / energy), 'rmse': float(np.sqrt(err / samples))}
-  identity = figures(lambda d: d.astype(np.float64))
+  fir = report.fir_references(training, tests)[('', '')]
+  fir.update(train_seconds=time.time() - start, params=report.FIR_TAPS)
+  identity = report.identity_references(tests)[('', '')]
   identity.update(train_seconds=0.0, params=0)
-  linear = figures(lambda d: dsp.apply_fir(d, fir, FIR_LOOKAHEAD).astype(np.float64))
-  linear.update(train_seconds=fir_seconds, params=FIR_TAPS)
-  return {'identity': identity, 'fir': linear}
+  return {'identity': identity, 'fir': fir}
 
 
 def run_model(data, effect, protocol, model, out, train_overrides):
-  """One full pipeline run; returns the Evaluator's figures and the model directory."""
+  """One full pipeline run; returns the Evaluator's figures and the model directory.
+
+  The release gate is opened (every model is blessed) so that each row is measured the
+  same way; the figures are the Evaluator's on the test split.
+  """
   from pipeline import local_runner
   from pipeline import results
   from pipeline.configs import PipelineConfig
   from trainer.config import TrainConfig
   config = PipelineConfig(data_dir=data, effect=effect,
-                          output_dir=os.path.join(out, 'runs', effect, protocol, model),
-                          test_tail=PROTOCOLS[protocol], esr_threshold_db=100.0)
-  train = TrainConfig(model=model, **train_overrides)
+                          output_dir=os.path.join(out, 'runs', effect, protocol),
+                          test_tail=PROTOCOLS[protocol], esr_threshold_db=100.0,
+                          max_regression_db=100.0)
+  train = TrainConfig(**{**train_overrides, **MODEL_VARIANTS[model]})
   local_runner.run(config, train)
   result = results.read_run(config.metadata_path, config.pipeline_name)
   overall = result.metrics['overall']
@@ -95,15 +94,21 @@ def run_model(data, effect, protocol, model, out, train_overrides):
 
 
 def write_predictions(data, effect, protocol, model_dir, model, test_patterns, out):
-  """Predicted piano WAV and a dry/wet/predicted/error spectrogram PNG."""
+  """Predicted piano WAV and a dry/wet/predicted/error spectrogram PNG per test pair.
+
+  Returns the error breakdown over the test audio (all test pairs and channels):
+  ``{'bands': [{hz, esr_db, error_share}], 'worst_passages': [{file, seconds, esr_db,
+  error_share, level_db}]}``.
+  """
   import numpy as np
   import tensorflow as tf
+  from components import dsp
   from components import pairs as pairs_lib
   from components import wav
-  from benchmarks.spectrograms import plot_comparison
+  from pipeline.plots import plot_comparison
   loaded = tf.saved_model.load(model_dir)
   serve = loaded.signatures['serving_default']
-  paths = []
+  targets, predictions, passages = [], [], []
   for pair in pairs_lib.find_pairs(data, effect):
     if not pairs_lib.matches_any(pair.name, test_patterns):
       continue
@@ -117,8 +122,39 @@ def write_predictions(data, effect, protocol, model_dir, model, test_patterns, o
     wav.write_wav(stem + '.wav', np.clip(predicted, -1, 1), info.sample_rate)
     plot_comparison(dry[cut:n, 0], wet[cut:n, 0], predicted[cut:, 0], info.sample_rate,
                     stem + '.png', title=f'{effect}, protocol {protocol}, {model}: {pair.name}')
-    paths.append(stem + '.png')
-  return paths
+    segment = int(PASSAGE_SECONDS * info.sample_rate)
+    for c in range(wet.shape[1]):
+      targets.append(wet[cut:n, c])
+      predictions.append(predicted[cut:, c])
+      starts, esr_db, _, level_db = dsp.esr_by_segment(wet[cut:n, c], predicted[cut:, c], segment)
+      energy = np.add.reduceat((wet[cut:n, c].astype(np.float64) - predicted[cut:, c]) ** 2,
+                               starts)
+      passages += [(e, pair.name, c, (cut + s) / info.sample_rate, d, l)
+                   for s, d, l, e in zip(starts, esr_db, level_db, energy)]
+  if not targets:
+    return {'bands': [], 'worst_passages': []}
+  return error_breakdown(np.concatenate(targets), np.concatenate(predictions), passages,
+                         info.sample_rate)
+
+
+def error_breakdown(target, predicted, passages, sample_rate):
+  """Per-band ESR/share of ``target - predicted`` and the passages holding most error.
+
+  ``passages``: (error energy, file, channel, start s, ESR dB, level dB) per segment.
+  """
+  from components import dsp
+  esr_db, share = dsp.esr_by_band(target, predicted, sample_rate)
+  edges = list(dsp.DEFAULT_BAND_EDGES_HZ) + [sample_rate / 2]
+  bands = [{'hz': f'{edges[i]:.0f}-{edges[i + 1]:.0f}', 'esr_db': float(esr_db[i]),
+            'error_share': float(share[i])} for i in range(len(esr_db))]
+  total = sum(p[0] for p in passages) or 1.0
+  worst = sorted(passages, key=lambda p: -p[0])[:WORST_PASSAGES]
+  return {'bands': bands,
+          'worst_passages': [{'file': name, 'channel': channel,
+                              'seconds': f'{start:.0f}-{start + PASSAGE_SECONDS:.0f}',
+                              'esr_db': float(db), 'error_share': float(energy / total),
+                              'level_db': float(level)}
+                             for energy, name, channel, start, db, level in worst]}
 
 
 def main(argv=None) -> int:
@@ -126,9 +162,11 @@ def main(argv=None) -> int:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--data', required=True, help='directory of EFFECT - pre|post - NAME.wav')
   parser.add_argument('--effect', action='append', help='effect(s) to measure (default: all)')
-  parser.add_argument('--models', default='dense,conv', help='comma-separated models')
+  parser.add_argument('--models', default='dense,conv,conv_agc',
+                      help=f'comma-separated rows: {", ".join(MODEL_VARIANTS)}')
   parser.add_argument('--protocols', default='A,B', help='comma-separated: A, B')
-  parser.add_argument('--epochs', type=int, default=None, help='override the epoch limit')
+  parser.add_argument('--epochs', type=int, default=8,
+                      help='epoch limit of every model (0 = the TrainConfig default)')
   parser.add_argument('--train', default='{}', help='JSON of extra TrainConfig overrides')
   parser.add_argument('--out', default='work/benchmarks/quality', help='runs and predictions')
   parser.add_argument('--json', action='store_true', help='last line: JSON of the figures')
@@ -141,14 +179,25 @@ def main(argv=None) -> int:
   overrides = json.loads(args.train)
   if args.epochs:
     overrides['epochs'] = args.epochs
-  figures, rows = {}, []
+  models = args.models.split(',')
+  unknown = [m for m in models if m not in MODEL_VARIANTS]
+  if unknown:
+    parser.error(f'unknown models {unknown}; choose from {list(MODEL_VARIANTS)}')
+  figures, rows, band_rows, passage_rows = {}, [], [], []
   for effect in effects:
     for protocol in args.protocols.split(','):
       per_model = linear_references(args.data, effect, test_patterns, PROTOCOLS[protocol])
-      for model in args.models.split(','):
+      for model in models:
         per_model[model], model_dir = run_model(args.data, effect, protocol, model, args.out,
                                                 overrides)
-        write_predictions(args.data, effect, protocol, model_dir, model, test_patterns, args.out)
+        breakdown = write_predictions(args.data, effect, protocol, model_dir, model,
+                                      test_patterns, args.out)
+        per_model[model].update(breakdown)
+        band_rows.append([effect, protocol, model] + [
+            f'{b["esr_db"]:.1f} ({100 * b["error_share"]:.0f}%)' for b in breakdown['bands']])
+        passage_rows += [[effect, protocol, model, p['file'], p['channel'], p['seconds'],
+                          p['level_db'], p['esr_db'], f'{100 * p["error_share"]:.0f}%']
+                         for p in breakdown['worst_passages']]
       identity_db = per_model['identity']['esr_db']
       for model, f in per_model.items():
         rows.append([effect, protocol, model, f['esr_db'], f['esr_db'] - identity_db, f['rmse'],
@@ -156,6 +205,15 @@ def main(argv=None) -> int:
       figures.setdefault(effect, {})[protocol] = per_model
   print_table(['effect', 'protocol', 'model', 'ESR dB', 'vs identity dB', 'RMSE',
                'train s', 'params'], rows)
+  if band_rows:
+    bands = figures[effects[0]][args.protocols.split(',')[0]][models[0]]['bands']
+    print('\nwhere the error is, by frequency band (Hz): ESR dB within the band '
+          '(share of the total error energy)')
+    print_table(['effect', 'protocol', 'model'] + [b['hz'] for b in bands], band_rows)
+    print(f'\nthe {WORST_PASSAGES} passages ({PASSAGE_SECONDS:.0f} s, one channel) holding the '
+          'most error energy')
+    print_table(['effect', 'protocol', 'model', 'file', 'ch', 'seconds', 'wet level dB',
+                 'ESR dB', 'error share'], passage_rows)
   print(f'\npredictions and spectrograms: {os.path.join(args.out, "predictions")}')
   if args.json:
     emit_json(figures)

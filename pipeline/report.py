@@ -122,10 +122,11 @@ def parse_slice(name: str) -> Dict[str, str]:
 
 @dataclasses.dataclass
 class TestTrack:
-  """One test recording's test part, all channels: ``[frames, channels]`` float32."""
+  """One test recording, all channels: ``[frames, channels]`` float32 (the whole recording,
+  then only its test part once :func:`predict` has run)."""
   name: str
   sample_rate: int
-  start: int                  # first sample of the test part in the recording
+  start: int                  # first test sample in dry/wet (0 once they hold only the test part)
   dry: np.ndarray
   wet: np.ndarray
   predicted: Optional[np.ndarray] = None
@@ -163,6 +164,7 @@ def predict(model_dir: str, tests: List[TestTrack]) -> None:
     block = apply.block_samples_for(model, apply.DEFAULT_BLOCK_SECONDS, track.dry.shape[1])
     track.predicted = apply.process(model, track.dry, block)[track.start:]
     track.dry, track.wet = track.dry[track.start:], track.wet[track.start:]
+    track.start = 0   # dry/wet now hold the test part only
 
 
 class _Sums:
@@ -193,10 +195,20 @@ def fir_references(training, tests: List[TestTrack]) -> Dict[Tuple[str, str], Di
                     FIR_LOOKAHEAD)
   sums: Dict[Tuple[str, str], _Sums] = {}
   for track in tests:
-    for c in range(track.dry.shape[1]):
-      filtered = dsp.apply_fir(track.dry[:, c], fir, FIR_LOOKAHEAD)
+    for c in range(track.dry.shape[1]):   # filtered whole, scored on the test part
+      filtered = dsp.apply_fir(track.dry[:, c], fir, FIR_LOOKAHEAD)[track.start:]
       for key in (('', ''), (track.name, ''), (track.name, str(c))):
-        sums.setdefault(key, _Sums()).add(track.wet[:, c], filtered)
+        sums.setdefault(key, _Sums()).add(track.wet[track.start:, c], filtered)
+  return {key: s.figures() for key, s in sums.items()}
+
+
+def identity_references(tests: List[TestTrack]) -> Dict[Tuple[str, str], Dict[str, float]]:
+  """ESR dB / RMSE of output = input on the test parts, keyed like :func:`fir_references`."""
+  sums: Dict[Tuple[str, str], _Sums] = {}
+  for track in tests:
+    for c in range(track.dry.shape[1]):
+      for key in (('', ''), (track.name, ''), (track.name, str(c))):
+        sums.setdefault(key, _Sums()).add(track.wet[track.start:, c], track.dry[track.start:, c])
   return {key: s.figures() for key, s in sums.items()}
 
 
