@@ -1,13 +1,19 @@
-"""How fast does a pushed model run on this CPU? Whole files and 512-sample streaming.
+"""How fast does a pushed model run on this CPU? ``fxemu apply``, whole files, streaming.
 
     python benchmarks/apply_speed.py [--model DIR ...] [--seconds 10] [--json]
 
-Without ``--model`` it builds ``conv`` and ``dense`` models with the trainer's default
-TrainConfig (untrained weights: speed does not depend on them), exports them like the
-Pusher and measures those. Figures:
+Without ``--model`` it builds ``conv``, ``dense`` and ``tcn`` models with the trainer's
+default TrainConfig (untrained weights: speed does not depend on them), exports them
+like the Pusher and measures those. Figures:
 
-* whole-file real-time factor (RTF): seconds of audio per wall second, one model call
-  for the whole file (mono);
+* size: trainable parameters and FLOPs per output sample (TensorFlow's profiler on the
+  model's graph for 1 s of audio: multiply-adds count 2);
+* ``apply_rtf``: real-time factor (seconds of audio per wall second) of what
+  ``fxemu apply`` does once the model is loaded: read a stereo 16-bit WAV of
+  ``--seconds``, run the model in its default blocks, write the wet WAV
+  (:func:`pipeline.apply.apply_file`; best of ``--repeats`` after a warm-up); loading
+  the SavedModel is timed separately (``load_seconds``); goal >= 100x;
+* whole-file real-time factor: one model call for the whole file (mono);
 * streaming RTF and per-block latency (mean / p99 ms) of :class:`pipeline.apply.
   BlockProcessor` with 512-sample blocks, after its ``warm_up()`` (timed separately);
   a block is real-time when it takes less than its own duration (``budget_ms``). The
@@ -19,7 +25,6 @@ Pusher and measures those. Figures:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -89,12 +94,60 @@ def measure_streaming(model, seconds: float, block: int) -> Dict[str, float]:
           'warm_up_seconds': warm_up_seconds}
 
 
+def measure_apply_file(model, seconds: float, repeats: int, scratch: str) -> Dict[str, float]:
+  """``fxemu apply``'s work on a stereo 16-bit WAV of ``seconds``, model already loaded."""
+  from components import wav  # pylint: disable=g-import-not-at-top
+  in_path = os.path.join(scratch, 'apply-in.wav')
+  out_path = os.path.join(scratch, 'apply-out.wav')
+  wav.write_wav(in_path, test_signal(seconds, model.info.sample_rate, channels=2),
+                model.info.sample_rate)
+  apply.apply_file(model, in_path, out_path, progress=False)     # warm-up
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    apply.apply_file(model, in_path, out_path, progress=False)
+    times.append(time.perf_counter() - start)
+  return {'apply_rtf': seconds / min(times), 'apply_seconds': min(times),
+          'apply_channels': 2}
+
+
+def flops_per_sample(core, sample_rate: int) -> float:
+  """FLOPs per output sample of a Keras model ``[batch, samples] -> [batch, samples]``,
+  counted by TensorFlow's profiler on its graph for (about) 1 s of mono audio."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tensorflow.python.profiler import model_analyzer  # pylint: disable=g-import-not-at-top
+  from tensorflow.python.profiler import option_builder  # pylint: disable=g-import-not-at-top
+  builder = option_builder.ProfileOptionBuilder
+  samples = max(1024, sample_rate) // 1024 * 1024   # a multiple of every block multiple
+  graph = tf.function(lambda x: core(x, training=False)).get_concrete_function(
+      tf.TensorSpec([1, samples], tf.float32)).graph
+  options = builder(builder.float_operation()).with_empty_output().build()
+  return model_analyzer.profile(graph, options=options).total_float_ops / samples
+
+
+def model_size(train_config: Dict) -> Dict[str, float]:
+  """Parameters and FLOPs per output sample of the model of a TrainConfig dict."""
+  from trainer import architectures  # pylint: disable=g-import-not-at-top
+  from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
+  config = TrainConfig.from_custom_config(train_config)
+  core = architectures.build_model(config)
+  return {'parameters': architectures.parameter_count(core),
+          'flops_per_sample': flops_per_sample(core, config.sample_rate)}
+
+
 def benchmark(path: str, seconds: float, stream_seconds: float, block: int,
-              repeats: int) -> Dict[str, object]:
+              repeats: int, scratch: str) -> Dict[str, object]:
+  start = time.perf_counter()
   model = apply.LocalModel(path)
+  load_seconds = time.perf_counter() - start
   row = {'model': model.info.model or os.path.basename(path), 'path': path,
-         'sample_rate': model.info.sample_rate,
+         'sample_rate': model.info.sample_rate, 'load_seconds': load_seconds,
          'parameters': int(model.metadata.get('parameter_count', 0))}
+  try:   # FLOPs of the architecture the model was trained with (its fxemu.json)
+    row['flops_per_sample'] = model_size(model.metadata['train_config'])['flops_per_sample']
+  except Exception:  # pylint: disable=broad-except  (no or foreign train_config)
+    row['flops_per_sample'] = float('nan')
+  row.update(measure_apply_file(model, seconds, repeats, scratch))
   row.update(measure_whole_file(model, seconds, repeats))
   row.update(measure_streaming(model, stream_seconds, block))
   return row
@@ -103,24 +156,28 @@ def benchmark(path: str, seconds: float, stream_seconds: float, block: int,
 def print_table(rows: List[Dict[str, object]], block: int) -> None:
   print(f'\nCPU speed (real-time factor = audio seconds per wall second; streaming blocks '
         f'of {block} samples):')
-  header = (f'{"model":8s} {"params":>8s} {"whole RTF":>10s} {"stream RTF":>11s} '
+  header = (f'{"model":8s} {"params":>8s} {"FLOPs/smp":>10s} {"apply RTF":>10s} '
+            f'{"whole RTF":>10s} {"stream RTF":>11s} '
             f'{"block mean":>11s} {"block p99":>10s} {"budget":>8s} {"latency":>16s} '
-            f'{"warm-up":>8s}')
+            f'{"load":>6s} {"warm-up":>8s}')
   print(header)
   print('-' * len(header))
   for r in rows:
-    print(f'{r["model"]:8s} {r["parameters"]:8d} {r["whole_rtf"]:9.1f}x {r["stream_rtf"]:10.1f}x '
+    print(f'{r["model"]:8s} {r["parameters"]:8d} {r["flops_per_sample"]:10,.0f} '
+          f'{r["apply_rtf"]:9.1f}x {r["whole_rtf"]:9.1f}x {r["stream_rtf"]:10.1f}x '
           f'{r["block_mean_ms"]:8.2f} ms {r["block_p99_ms"]:7.2f} ms {r["budget_ms"]:5.1f} ms '
           f'{r["latency_samples"]:5d} smp {r["latency_ms"]:4.1f} ms '
-          f'{r["warm_up_seconds"]:6.1f} s')
+          f'{r["load_seconds"]:4.1f} s {r["warm_up_seconds"]:6.1f} s')
+  print('apply RTF: `fxemu apply` on a stereo 16-bit WAV, model loaded (goal >= 100x); '
+        'whole RTF: one model call, mono')
 
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--model', action='append', default=None, metavar='DIR',
                       help='model base or version directory (repeatable); default: export '
-                      'default-config conv and dense models to a temporary directory')
-  parser.add_argument('--models', default='conv,dense',
+                      'default-config conv, dense and tcn models to a temporary directory')
+  parser.add_argument('--models', default='conv,dense,tcn',
                       help='architectures exported when no --model is given')
   parser.add_argument('--seconds', type=float, default=10.0,
                       help='length of the whole-file test signal, s (default: 10)')
@@ -139,7 +196,7 @@ def main(argv=None) -> int:
       for name in [m.strip() for m in args.models.split(',') if m.strip()]:
         print(f'exporting a default-config {name} model ...', file=sys.stderr, flush=True)
         paths.append(export_default_model(os.path.join(scratch, name), name))
-    rows = [benchmark(p, args.seconds, args.stream_seconds, args.block, args.repeats)
+    rows = [benchmark(p, args.seconds, args.stream_seconds, args.block, args.repeats, scratch)
             for p in paths]
   print_table(rows, args.block)
   if args.json:
@@ -149,10 +206,12 @@ def main(argv=None) -> int:
                'load_average': os.getloadavg()[0], 'models': rows}
     for i, r in enumerate(rows):   # flat copies of the main figures: conv_whole_rtf, ...
       name = r['model'] if [x['model'] for x in rows].count(r['model']) == 1 else f'model{i}'
-      for key in ('whole_rtf', 'stream_rtf', 'block_mean_ms', 'block_p99_ms',
-                  'latency_samples'):
+      for key in ('apply_rtf', 'whole_rtf', 'stream_rtf', 'block_mean_ms', 'block_p99_ms',
+                  'latency_samples', 'parameters', 'flops_per_sample', 'load_seconds'):
         summary[f'{name}_{key}'] = r[key]
-    print(json.dumps(summary))
+    summary['apply_rtf_goal'] = 100.0
+    summary['apply_rtf_goal_met'] = all(r['apply_rtf'] >= 100.0 for r in rows)
+    common.emit_json(summary)
   return 0
 
 

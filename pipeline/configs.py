@@ -72,8 +72,10 @@ class PipelineConfig:
                                     'pushed.')
   train_steps: int = _field(20000, 'Upper bound on training steps (the Trainer stops earlier '
                             'at its epoch limit or by early stopping).')
-  beam_args: str = _field('--direct_running_mode=multi_processing --direct_num_workers=0',
-                          'Beam pipeline args, space-separated, passed straight to the runner.')
+  beam_args: str = _field('--direct_running_mode=multi_threading --direct_num_workers=0',
+                          'Beam pipeline args, space-separated, passed straight to the runner. '
+                          'The default runs the DirectRunner\'s bundles in threads (no worker '
+                          'processes to start; see the README\'s Performance section).')
   enable_cache: bool = _field(True, 'Reuse the results of components whose inputs and '
                               'settings did not change.')
 

@@ -238,3 +238,68 @@ def test_directory_without_pairs(tmp_path):
   (empty / 'notes.txt').write_text('no audio here')
   with pytest.raises(audio_example_gen.AudioDataError, match='no pre/post pairs'):
     _run(tmp_path, _props(str(empty)))
+
+
+def test_tfrecord_writer_writes_what_tensorflow_writes(tmp_path):
+  import gzip
+  from components import example_codec
+  records = [b'', b'x', os.urandom(1000), os.urandom(300000), b'tail']
+  reference = str(tmp_path / 'reference.tfrecord')
+  with tf.io.TFRecordWriter(reference) as writer:
+    for record in records:
+      writer.write(record)
+  ours = str(tmp_path / 'ours.gz')
+  example_codec.write_tfrecord_file(ours, iter(records), compression_level=1)
+  with open(reference, 'rb') as f, gzip.open(ours, 'rb') as g:
+    assert g.read() == f.read()    # same framing and checksums, one gzip member
+  read = [r.numpy() for r in tf.data.TFRecordDataset([ours], compression_type='GZIP')]
+  assert read == records
+  assert [os.path.basename(p) for p in tf.io.gfile.glob(str(tmp_path / '*'))] == [
+      'ours.gz', 'reference.tfrecord']   # no partial file left behind
+
+
+def test_tfrecord_file_is_not_published_when_writing_fails(tmp_path):
+  from components import example_codec
+  path = str(tmp_path / 'data.gz')
+  with pytest.raises(RuntimeError):
+    with example_codec.TFRecordFile(path) as f:
+      f.write(b'record')
+      raise RuntimeError('boom')
+  assert os.listdir(tmp_path) == []
+
+
+def test_one_file_per_pair_and_split_and_rerunning_a_pair_rewrites_it(tmp_path, data_dir):
+  directory, _ = data_dir
+  examples = _run(tmp_path, _props(directory))
+  props = _props(directory)
+  jobs, _ = audio_example_gen.plan_pairs(props)
+  assert [j['name'] for j in jobs] == ['piano', 'sine sweep', 'squäre']
+  names = lambda split: sorted(os.listdir(os.path.join(examples.uri, f'Split-{split}')))
+  assert names('train') == names('eval') == [
+      'data_tfrecord-00001-of-00003.gz', 'data_tfrecord-00002-of-00003.gz']
+  assert names('test') == ['data_tfrecord-00000-of-00003.gz']   # the piano, test only
+  path = os.path.join(examples.uri, 'Split-train', 'data_tfrecord-00001-of-00003.gz')
+  with open(path, 'rb') as f:
+    before = f.read()
+  key, stats = audio_example_gen.write_pair(dict(jobs[1], index=1, count=3),
+                                            audio_example_gen._window_spec(props), RATE,
+                                            False, 0, examples.uri)
+  with open(path, 'rb') as f:
+    assert f.read() == before
+  assert key == 'toy - sine sweep' and stats['windows']['train'] == len(
+      [r for r in _read(examples, 'train') if r['source'] == 'sine sweep'])
+
+
+def test_direct_runner_skips_tfx_dependency_packaging(monkeypatch):
+  from tfx.utils import dependency_utils
+  calls = []
+  monkeypatch.setattr(dependency_utils, 'make_beam_dependency_flags',
+                      lambda args: calls.append(args) or list(args))
+  direct = ['--direct_running_mode=multi_processing', '--direct_num_workers=2']
+  executor = audio_example_gen.Executor(
+      base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=direct))
+  assert executor._beam_pipeline_args == direct and not calls
+  portable = ['--runner=PortableRunner', '--job_endpoint=embed']
+  audio_example_gen.Executor(
+      base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=portable))
+  assert calls == [portable]

@@ -19,6 +19,11 @@ LOSS_TERMS = ('mse', 'esr', 'esr_preemphasis', 'mrstft', 'dc')
 LR_SCHEDULES = ('cosine', 'constant', 'plateau')
 FIR_INITS = ('least_squares', 'zeros')
 ACTIVATIONS = ('tanh', 'relu', 'gelu', 'elu', 'softsign')
+MIXED_PRECISION = ('auto', 'off', 'mixed_float16', 'mixed_bfloat16')
+# custom_config keys that belong to TFX's Google Cloud AI Platform / Vertex Training
+# extension (tfx.extensions.google_cloud_ai_platform), not to fxemu: the Trainer passes
+# the whole custom_config to run_fn, so these are let through (and ignored).
+EXTENSION_KEY_PREFIXES = ('ai_platform_',)
 
 
 def _field(default, help_text: str):
@@ -111,6 +116,15 @@ class TrainConfig:
   shuffle_buffer: int = _field(1024, 'Examples in the shuffle buffer.')
   cache: bool = _field(True, 'Cache the parsed training/eval examples in memory.')
   seed: int = _field(0, 'Random seed (weights, shuffling).')
+  mixed_precision: str = dataclasses.field(default='off', metadata={
+      'choices': MIXED_PRECISION,
+      'help': 'Keras mixed precision of training (off by default: float16 resolves about '
+              '-66 dB, short of what linear effects reach, e.g. -73 dB on lowpass): auto '
+              '(mixed_float16 when the trainer '
+              'sees GPUs of compute capability >= 7.0, float32 otherwise), off (float32), '
+              'mixed_float16 (dynamic loss scaling) or mixed_bfloat16 (TPUs, Ampere+ GPUs, '
+              'recent CPUs). The input, the FIR/AGC branches, the output and the loss stay '
+              'float32, and the model is exported in float32 either way.'})
 
   def __post_init__(self):
     for name in ('latent_dilations', 'tcn_dilations', 'stft_fft_sizes', 'agc_windows_ms'):
@@ -126,6 +140,8 @@ class TrainConfig:
     check(self.activation in ACTIVATIONS, f'activation must be one of {ACTIVATIONS}')
     check(self.lr_schedule in LR_SCHEDULES, f'lr_schedule must be one of {LR_SCHEDULES}')
     check(self.fir_init in FIR_INITS, f'fir_init must be one of {FIR_INITS}')
+    check(self.mixed_precision in MIXED_PRECISION,
+          f'mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}')
     for name in ('sample_rate', 'window_samples', 'conv_stride', 'conv_kernel',
                  'latent_channels', 'latent_kernel', 'dense_frame_samples', 'dense_units',
                  'tcn_channels', 'tcn_kernel', 'epochs', 'batch_size', 'modulation_taps'):
@@ -175,10 +191,14 @@ class TrainConfig:
   def from_custom_config(cls, custom_config: Optional[Mapping[str, Any]]) -> 'TrainConfig':
     """Inverse of :meth:`to_custom_config`; missing keys take their defaults.
 
+    Keys of TFX's Vertex / AI Platform Training extension (``ai_platform_*``, see
+    ``EXTENSION_KEY_PREFIXES``) are ignored: that Trainer reads them from the same dict.
+
     Raises:
       ValueError: unknown keys (typos must not be silently ignored) or invalid values.
     """
-    custom_config = dict(custom_config or {})
+    custom_config = {k: v for k, v in (custom_config or {}).items()
+                     if not k.startswith(EXTENSION_KEY_PREFIXES)}
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(custom_config) - names)
     if unknown:

@@ -3,9 +3,16 @@
 Training objective: given ``dry`` (``window + 2 * context`` samples) predict ``wet``,
 the centre ``window`` samples of the model's output. The any-length model is exported
 with the signatures of :mod:`trainer.export`.
+
+Mixed precision (``TrainConfig.mixed_precision``): the model is built under a Keras
+``mixed_float16`` / ``mixed_bfloat16`` policy (the architectures keep the input, the
+AGC and FIR branches, the sum and the output in float32; the loss sees float32), with
+dynamic loss scaling for float16. The exported model is a float32 copy with the same
+weights (Keras keeps float32 master weights), so serving is float32 on any device.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -31,6 +38,47 @@ MONITOR = 'val_esr_db'
 SUMMARY_FILE = 'fxemu_training.json'
 
 
+FLOAT32 = 'float32'
+
+
+def precision_policy(setting: str, gpu_capabilities=()) -> str:
+  """The Keras dtype policy for ``TrainConfig.mixed_precision``.
+
+  'auto' is mixed_float16 when this process sees GPUs and all have float16 tensor cores
+  (compute capability >= 7.0; ``gpu_capabilities`` holds one (major, minor) or None per
+  GPU), float32 otherwise; 'off' is float32; the others are Keras policy names.
+  """
+  if setting == 'auto':
+    capable = [tuple(c or (0, 0)) >= (7, 0) for c in gpu_capabilities]
+    return 'mixed_float16' if capable and all(capable) else FLOAT32
+  return FLOAT32 if setting == 'off' else setting
+
+
+def gpu_capabilities():
+  """(major, minor) compute capability (or None) of each GPU this process sees."""
+  return [tf.config.experimental.get_device_details(gpu).get('compute_capability')
+          for gpu in tf.config.list_physical_devices('GPU')]
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+  """Sets Keras's global dtype policy for the layers built inside; restores it after."""
+  previous = keras.mixed_precision.global_policy()
+  keras.mixed_precision.set_global_policy(name)
+  try:
+    yield
+  finally:
+    keras.mixed_precision.set_global_policy(previous)
+
+
+def float32_copy(core: keras.Model, config: TrainConfig) -> keras.Model:
+  """The same architecture built in float32, with ``core``'s (float32) weights."""
+  with dtype_policy(FLOAT32):
+    copy = architectures.build_model(config)
+  copy.set_weights(core.get_weights())
+  return copy
+
+
 class CentreCrop(keras.layers.Layer):
   """``[batch, window + 2 * context]`` -> ``[batch, window]`` (the centre)."""
 
@@ -48,7 +96,8 @@ class CentreCrop(keras.layers.Layer):
 def training_model(core: keras.Model, config: TrainConfig) -> keras.Model:
   """``dry [b, window + 2 context]`` -> centre of ``core(dry)``, ``[b, window]``."""
   dry = keras.Input(shape=[config.input_samples], name='dry')
-  wet = CentreCrop(config.context_samples, config.window_samples, name='centre')(core(dry))
+  wet = CentreCrop(config.context_samples, config.window_samples, name='centre',
+                   dtype=FLOAT32)(core(dry))
   return keras.Model(dry, wet, name='fxemu_train')
 
 
@@ -104,6 +153,8 @@ def run_fn(fn_args) -> None:
   keras.utils.set_random_seed(config.seed)
   logging.info('TrainConfig: %s', json.dumps(config.to_custom_config()))
   logging.info('%s', architectures.describe(config))
+  policy = precision_policy(config.mixed_precision, gpu_capabilities())
+  logging.info('Precision policy: %s (mixed_precision=%s)', policy, config.mixed_precision)
 
   data.check_example_lengths(fn_args.train_files, config)
   num_train = data.count_examples(fn_args.train_files)
@@ -130,10 +181,13 @@ def run_fn(fn_args) -> None:
       validation_steps = None   # The whole split, exactly.
 
   with strategy.scope():
-    core = architectures.build_model(config)
-    model = training_model(core, config)
+    with dtype_policy(policy):
+      core = architectures.build_model(config)
+      model = training_model(core, config)
     optimizer = keras.optimizers.Adam(learning_rate(config, plan['total_steps']),
                                       clipnorm=config.clipnorm or None)
+    if policy == 'mixed_float16':  # Dynamic loss scaling keeps small gradients alive.
+      optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
     model.compile(optimizer=optimizer, loss=losses.make_loss(config),
                   metrics=[train_metrics.ESR(), train_metrics.ESRdB()])
   core.summary(print_fn=logging.info)
@@ -165,13 +219,16 @@ def run_fn(fn_args) -> None:
                       callbacks=callbacks, verbose=2)
 
   summary = _summary(config, core, plan, history.history, restore)
-  summary.update(steps_run=budget.steps, initial_val_esr_db=initial.get('esr_db'))
+  summary.update(steps_run=budget.steps, initial_val_esr_db=initial.get('esr_db'),
+                 precision=policy)
   logging.info('Training summary: %s', json.dumps(summary))
   with tf.io.gfile.GFile(os.path.join(log_dir, SUMMARY_FILE), 'w') as f:
     json.dump(summary, f, indent=2)
   export_dir = distribute.write_dir(fn_args.serving_model_dir)
-  export.export_serving_model(core, config, export_dir)
+  export.export_serving_model(core if policy == FLOAT32 else float32_copy(core, config),
+                              config, export_dir)
   distribute.cleanup_write_dir(fn_args.serving_model_dir, export_dir)
+  distribute.wait_for_chief(fn_args.serving_model_dir, export_dir)
   distribute.cleanup_write_dir(fn_args.model_run_dir, log_dir)
 
 

@@ -1,0 +1,69 @@
+"""Every benchmark runs on tiny data and ends with one line of valid JSON (``--json``)."""
+import json
+
+import pytest
+
+from tests.audio_fixtures import make_pair
+
+RATE = 44100   # the benchmarks use the pipeline's defaults (0.5 s windows, 2 s blocks)
+
+
+@pytest.fixture(scope='module')
+def tiny_data(tmp_path_factory):
+  directory = tmp_path_factory.mktemp('data')
+  make_pair(str(directory), 'sweep', 5.0, sample_rate=RATE, seed=0)
+  make_pair(str(directory), 'piano', 1.0, sample_rate=RATE, seed=1)
+  return str(directory)
+
+
+def _run(main, argv, capsys):
+  assert main(argv + ['--json']) == 0
+  lines = capsys.readouterr().out.strip().splitlines()
+  figures = json.loads(lines[-1])
+  assert isinstance(figures, dict) and len(lines) > 2   # a table came first
+  return figures
+
+
+def test_ingest(tiny_data, capsys, tmp_path):
+  from benchmarks import ingest
+  f = _run(ingest.main, ['--data', tiny_data, '--effect', 'toy', '--modes', 'in_memory',
+                         '--no-level6', '--scratch', str(tmp_path)], capsys)
+  assert f['audio_seconds'] == pytest.approx(6.0)
+  assert f['beam_in_memory_identical_files'] is True
+  assert f['plain_rtf'] > 0 and f['beam_in_memory_rtf'] > 0 and f['copy_rtf'] > 0
+
+
+def test_scaling(tiny_data, capsys, tmp_path):
+  from benchmarks import scaling
+  f = _run(scaling.main, ['--data', tiny_data, '--effect', 'toy', '--factors', '1,2',
+                          '--train-factors', '', '--modes', 'in_memory',
+                          '--scratch', str(tmp_path)], capsys)
+  assert [r['factor'] for r in f['rows']] == [1, 2]
+  assert f['rows'][1]['examples'] > f['rows'][0]['examples']
+  assert 'plain_rtf_2x' in f and 'beam_in_memory_rtf_2x' in f   # (training: input_pipeline)
+
+
+def test_input_pipeline(tiny_data, capsys):
+  from benchmarks import input_pipeline
+  f = _run(input_pipeline.main, ['--data', tiny_data, '--effect', 'toy', '--model', 'dense',
+                                 '--run-epochs', '2'], capsys)
+  assert f['memory_steps_per_s'] > 0 and f['tfdata_later_epochs_steps_per_s'] > 0
+  assert f['parameters'] > 0 and f['flops_per_output_sample'] > 0
+
+
+def test_train_to_quality(tiny_data, capsys):
+  from benchmarks import train_to_quality
+  f = _run(train_to_quality.main, ['--data', tiny_data, '--effect', 'toy', '--epochs', '1',
+                                   '--threshold-db', '100', '--train', '{"model": "dense"}'],
+           capsys)
+  assert f['reached'] and f['epoch_at_threshold'] == 0
+  assert [p['epoch'] for p in f['timeline']] == [0, 1]
+  assert f['final_whole_file_esr_db'] == f['final_whole_file_esr_db']   # not NaN
+
+
+def test_apply_speed(capsys):
+  from benchmarks import apply_speed
+  f = _run(apply_speed.main, ['--models', 'dense', '--seconds', '1', '--stream-seconds',
+                              '0.05', '--repeats', '1'], capsys)
+  assert f['dense_apply_rtf'] > 0 and f['dense_flops_per_sample'] > 0
+  assert all('rtf' in key for key in f if key.endswith(('_rtf', 'rtf_goal')))
