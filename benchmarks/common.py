@@ -61,19 +61,11 @@ def example_gen_props(data_dir: str, effect: str, **overrides) -> Dict:
   """AudioExampleGen execution properties as the pipeline sets them (PipelineConfig
   defaults: 0.5 s windows, 0.25 s hop and context, 2 s blocks), for ``effect`` in
   ``data_dir``; ``overrides`` are PipelineConfig fields."""
-  from components.split_plan import eval_period_for  # pylint: disable=import-outside-toplevel
   from pipeline.configs import PipelineConfig  # pylint: disable=import-outside-toplevel
-  config = PipelineConfig(data_dir=data_dir, effect=effect, **overrides)
-  return dict(input_base=config.data_path, effect=config.effect,
-              sample_rate=config.sample_rate,
-              window_samples=config.samples(config.window_seconds),
-              hop_samples=config.samples(config.hop_seconds),
-              context_samples=config.samples(config.context_seconds),
-              block_samples=config.samples(config.block_seconds),
-              eval_period=eval_period_for(config.eval_fraction),
-              test_patterns=','.join(config.test_patterns), test_tail=config.test_tail,
-              align=int(config.align),
-              max_latency_samples=config.samples(config.max_latency_seconds))
+  from pipeline.pipeline import example_gen_properties  # pylint: disable=import-outside-toplevel
+  props = example_gen_properties(PipelineConfig(data_dir=data_dir, effect=effect, **overrides))
+  props['align'] = int(props['align'])   # the executor reads integer properties
+  return props
 
 
 def run_example_gen(props: Dict, out_dir: str, beam_args: Sequence[str]):

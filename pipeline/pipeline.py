@@ -9,6 +9,8 @@ The same DAG runs locally (LocalDagRunner, Beam DirectRunner) and on Kubeflow Pi
 """
 from __future__ import annotations
 
+from typing import Any, Dict
+
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
@@ -77,6 +79,20 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
       ])])
 
 
+def example_gen_properties(config: PipelineConfig) -> Dict[str, Any]:
+  """The AudioExampleGen's parameters (lengths in samples) for ``config``."""
+  return dict(input_base=config.data_path, effect=config.effect,
+              sample_rate=config.sample_rate,
+              window_samples=config.samples(config.window_seconds),
+              hop_samples=config.samples(config.hop_seconds),
+              context_samples=config.samples(config.context_seconds),
+              block_samples=config.samples(config.block_seconds),
+              eval_period=eval_period_for(config.eval_fraction),
+              test_patterns=','.join(config.test_patterns), test_tail=config.test_tail,
+              align=config.align,
+              max_latency_samples=config.samples(config.max_latency_seconds))
+
+
 def create_pipeline(config: PipelineConfig, train: TrainConfig,
                     metadata_connection_config=None,
                     check_inputs: bool = True,
@@ -92,14 +108,7 @@ def create_pipeline(config: PipelineConfig, train: TrainConfig,
   """
   train = train_config_for(config, train)
   example_gen = AudioExampleGen(
-      input_base=config.data_path, effect=config.effect, sample_rate=config.sample_rate,
-      window_samples=config.samples(config.window_seconds),
-      hop_samples=config.samples(config.hop_seconds),
-      context_samples=config.samples(config.context_seconds),
-      block_samples=config.samples(config.block_seconds),
-      eval_period=eval_period_for(config.eval_fraction),
-      test_patterns=','.join(config.test_patterns), test_tail=config.test_tail,
-      align=config.align, max_latency_samples=config.samples(config.max_latency_seconds),
+      **example_gen_properties(config),
       input_fingerprint=input_fingerprint(config.data_path, config.effect)
       if check_inputs else '')
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
