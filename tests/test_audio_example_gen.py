@@ -123,11 +123,12 @@ def test_test_tail_puts_the_head_of_the_test_file_in_training(tmp_path, data_dir
 
 
 @pytest.mark.parametrize('beam_args', [
+    ['--direct_running_mode=multi_threading', '--direct_num_workers=2'],   # the default
     ['--direct_running_mode=multi_processing', '--direct_num_workers=2'],
     # The portable runner API, the one Flink and Spark runners use, with an embedded job
     # server.
     ['--runner=PortableRunner', '--job_endpoint=embed', '--environment_type=LOOPBACK'],
-], ids=['direct-multi-processing', 'portable'])
+], ids=['direct-multi-threading', 'direct-multi-processing', 'portable'])
 def test_other_runners_make_the_same_examples(tmp_path, data_dir, beam_args):
   directory, _ = data_dir
   single = _run(tmp_path / 'a', _props(directory))
