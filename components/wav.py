@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import struct
-import tempfile
 
 import numpy as np
 
+from components import atomic_file
 from components import dsp
 
 FORMAT_PCM = 1
@@ -199,13 +199,16 @@ def _encode(audio: np.ndarray, subtype: str) -> bytes:
   return pcm.astype({8: 'u1', 16: '<i2', 32: '<i4'}[bits]).tobytes()
 
 
-def write_wav(path: str, audio: np.ndarray, sample_rate: int, subtype: str = 'PCM_16') -> None:
-  """Writes float audio ``[frames]`` or ``[frames, channels]`` as a WAV file, atomically.
+def encode_wav(audio: np.ndarray, sample_rate: int, subtype: str = 'PCM_16') -> bytes:
+  """Float audio ``[frames]`` or ``[frames, channels]`` as the bytes of a WAV file.
 
-  The file is written next to its destination and renamed into place, so a reader
-  never sees a half-written file and an existing file is only replaced once the new
-  one is complete. Integer subtypes clip to full scale.
+  Integer subtypes clip to full scale.
   """
+  return b''.join(_wav_chunks(audio, sample_rate, subtype))
+
+
+def _wav_chunks(audio: np.ndarray, sample_rate: int, subtype: str):
+  """[header, sample data, pad byte or b''] of a WAV file (see :func:`encode_wav`)."""
   if subtype not in SUBTYPES:
     raise ValueError(f'unknown subtype {subtype!r}; choose from {sorted(SUBTYPES)}')
   audio = np.asarray(audio, np.float32)
@@ -218,20 +221,14 @@ def write_wav(path: str, audio: np.ndarray, sample_rate: int, subtype: str = 'PC
                        16, format_tag, channels, sample_rate,
                        sample_rate * channels * bits // 8, channels * bits // 8, bits,
                        b'data', len(payload))
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix='.partial-', suffix='.wav', dir=directory)
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      f.write(header)
-      f.write(payload)
-      if len(payload) & 1:
-        f.write(b'\0')
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
+  return [header, payload, b'\0' if len(payload) & 1 else b'']
+
+
+def write_wav(path: str, audio: np.ndarray, sample_rate: int, subtype: str = 'PCM_16') -> None:
+  """Writes float audio ``[frames]`` or ``[frames, channels]`` as a WAV file, atomically.
+
+  The file is written next to its destination and renamed into place, so a reader
+  never sees a half-written file and an existing file is only replaced once the new
+  one is complete. Integer subtypes clip to full scale.
+  """
+  atomic_file.write_atomically(path, _wav_chunks(audio, sample_rate, subtype))

@@ -17,6 +17,7 @@ import os
 import sys
 from typing import List
 
+from components import atomic_file
 from pipeline.cli import TRAIN_FIELDS_SET_BY_PIPELINE
 from pipeline.configs import field_default
 
@@ -93,11 +94,7 @@ def main(argv=None) -> int:
             file=sys.stderr)
       return 1
     return 0
-  os.makedirs(os.path.dirname(DOC_PATH), exist_ok=True)
-  temporary = DOC_PATH + '.tmp'
-  with open(temporary, 'w') as f:
-    f.write(text)
-  os.replace(temporary, DOC_PATH)
+  atomic_file.write_atomically(DOC_PATH, [text.encode('utf-8')])
   print(DOC_PATH)
   return 0
 

@@ -22,11 +22,11 @@ import glob
 import html
 import json
 import os
-import tempfile
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from components import atomic_file
 from pipeline import plots
 from pipeline import results
 from pipeline.configs import DEFAULT_OUTPUT_DIR
@@ -226,11 +226,8 @@ def _png(fig, alt: str) -> str:
 def _audio(track: np.ndarray, sample_rate: int, label: str) -> str:
   """A player of a mono clip as an inline 16-bit WAV."""
   from components import wav  # pylint: disable=g-import-not-at-top
-  with tempfile.TemporaryDirectory() as directory:
-    path = os.path.join(directory, 'clip.wav')
-    wav.write_wav(path, np.clip(track, -1.0, 1.0), sample_rate, 'PCM_16')
-    with open(path, 'rb') as f:
-      data = base64.b64encode(f.read()).decode('ascii')
+  data = base64.b64encode(wav.encode_wav(np.clip(track, -1.0, 1.0), sample_rate,
+                                        'PCM_16')).decode('ascii')
   return (f'<figure class="player"><figcaption>{_e(label)}</figcaption>'
           f'<audio controls preload="metadata" title="{_e(label)}" '
           f'src="data:audio/wav;base64,{data}"></audio></figure>')
@@ -468,18 +465,7 @@ def write_report(location: RunLocation, out_path: str = '') -> str:
   """Builds the report and writes it atomically (temporary file + rename); returns its path."""
   out_path = out_path or location.report_path
   page = build_report(location)
-  directory = os.path.dirname(os.path.abspath(out_path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix='.report-', suffix='.html', dir=directory)
-  try:
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
-      f.write(page)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out_path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  atomic_file.write_atomically(out_path, [page.encode('utf-8')])
   return out_path
 
 
