@@ -95,24 +95,13 @@ def extra_fit_callback(callback):
 
 def whole_file_esr_db(model_dir: str, data_dir: str, effect: str) -> float:
   """ESR (dB) of the exported model over the whole test recordings, all channels."""
-  import numpy as np  # pylint: disable=import-outside-toplevel
-  from components import pairs as pairs_lib  # pylint: disable=import-outside-toplevel
-  from components import wav  # pylint: disable=import-outside-toplevel
-  from pipeline import apply  # pylint: disable=import-outside-toplevel
+  from pipeline import report  # pylint: disable=import-outside-toplevel
   from pipeline.configs import PipelineConfig  # pylint: disable=import-outside-toplevel
-  model = apply.LocalModel(model_dir)
-  patterns = PipelineConfig().test_patterns
-  error = energy = 0.0
-  for pair in pairs_lib.find_pairs(data_dir, effect):
-    if not pairs_lib.matches_any(pair.name, patterns):
-      continue
-    dry, _ = wav.read_wav(pair.pre_path)
-    wet, _ = wav.read_wav(pair.post_path)
-    n = min(len(dry), len(wet))
-    predicted = apply.process(model, dry[:n]).astype(np.float64)
-    error += float(np.sum((wet[:n].astype(np.float64) - predicted) ** 2))
-    energy += float(np.sum(wet[:n].astype(np.float64) ** 2))
-  return 10 * math.log10(error / energy)
+  _, tests = report.load_pairs({'input_base': data_dir, 'effect': effect,
+                                'test_patterns': PipelineConfig().test_patterns,
+                                'test_tail': 1.0})
+  report.predict(model_dir, tests)
+  return report.model_figures(tests)[('', '')]['esr_db']
 
 
 def measure(data_dir: str, effect: str, scratch: str, epochs: int, threshold_db: float,

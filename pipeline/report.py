@@ -186,30 +186,41 @@ class _Sums:
             'rmse': float(np.sqrt(self.error / max(self.count, 1)))}
 
 
-def fir_references(training, tests: List[TestTrack]) -> Dict[Tuple[str, str], Dict[str, float]]:
-  """ESR dB / RMSE of a least-squares FIR (``FIR_TAPS`` taps, ``FIR_LOOKAHEAD`` ahead)
-  fitted on the training tracks, on the test parts. Keyed like the Evaluator's slices:
-  ('', '') overall, (source, '') per file, (source, channel) per file and channel."""
-  from components import dsp  # pylint: disable=g-import-not-at-top
-  fir = dsp.fit_fir([d for d, _ in training], [w for _, w in training], FIR_TAPS,
-                    FIR_LOOKAHEAD)
-  sums: Dict[Tuple[str, str], _Sums] = {}
-  for track in tests:
-    for c in range(track.dry.shape[1]):   # filtered whole, scored on the test part
-      filtered = dsp.apply_fir(track.dry[:, c], fir, FIR_LOOKAHEAD)[track.start:]
-      for key in (('', ''), (track.name, ''), (track.name, str(c))):
-        sums.setdefault(key, _Sums()).add(track.wet[track.start:, c], filtered)
-  return {key: s.figures() for key, s in sums.items()}
+Figures = Dict[Tuple[str, str], Dict[str, float]]
 
 
-def identity_references(tests: List[TestTrack]) -> Dict[Tuple[str, str], Dict[str, float]]:
-  """ESR dB / RMSE of output = input on the test parts, keyed like :func:`fir_references`."""
+def _scored(tests: List[TestTrack], prediction_of) -> Figures:
+  """ESR dB / RMSE of ``prediction_of(track, channel)`` (the test part, ``[samples]``)
+  against the wet test part, keyed like the Evaluator's slices: ('', '') overall,
+  (source, '') per file, (source, channel) per file and channel."""
   sums: Dict[Tuple[str, str], _Sums] = {}
   for track in tests:
     for c in range(track.dry.shape[1]):
+      predicted = prediction_of(track, c)
       for key in (('', ''), (track.name, ''), (track.name, str(c))):
-        sums.setdefault(key, _Sums()).add(track.wet[track.start:, c], track.dry[track.start:, c])
+        sums.setdefault(key, _Sums()).add(track.wet[track.start:, c], predicted)
   return {key: s.figures() for key, s in sums.items()}
+
+
+def fir_references(training, tests: List[TestTrack]) -> Figures:
+  """Figures (see :func:`_scored`) of a least-squares FIR (``FIR_TAPS`` taps,
+  ``FIR_LOOKAHEAD`` ahead) fitted on the training tracks, on the test parts."""
+  from components import dsp  # pylint: disable=g-import-not-at-top
+  fir = dsp.fit_fir([d for d, _ in training], [w for _, w in training], FIR_TAPS,
+                    FIR_LOOKAHEAD)
+  # Filtered whole (the test part's start sees its past), scored on the test part.
+  return _scored(tests, lambda track, c: dsp.apply_fir(track.dry[:, c], fir,
+                                                       FIR_LOOKAHEAD)[track.start:])
+
+
+def identity_references(tests: List[TestTrack]) -> Figures:
+  """Figures (see :func:`_scored`) of output = input on the test parts."""
+  return _scored(tests, lambda track, c: track.dry[track.start:, c])
+
+
+def model_figures(tests: List[TestTrack]) -> Figures:
+  """Figures (see :func:`_scored`) of the model's output filled in by :func:`predict`."""
+  return _scored(tests, lambda track, c: track.predicted[:, c])
 
 
 # --- HTML pieces -------------------------------------------------------------------------
