@@ -7,15 +7,78 @@ every file, and the fixed output gains keep the outputs of the dry signals of
 below full scale. Any VST3 (or, on macOS, Audio Unit) plugin can be used instead with
 :func:`load_plugin_effect`.
 
+A preset may also be an :class:`EffectChain`: pedalboard boards with memoryless NumPy
+waveshapers between them, for the nonlinearities pedalboard does not offer (an
+asymmetric, tube-like curve that makes even harmonics). Cabinet impulse responses are
+synthesized here (:func:`cabinet_ir`) and loaded into ``pedalboard.Convolution``.
+
 Audio is float32 ``[samples, channels]`` as elsewhere in fxemu; levels are in dB.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+from typing import Callable, Sequence, Union
 
 import numpy as np
 import pedalboard
+
+#: Sample rate the synthesized cabinet impulse response is made at (Hz); pedalboard
+#: resamples it to the audio's rate.
+CABINET_SAMPLE_RATE = 44100
+
+
+@dataclasses.dataclass(frozen=True)
+class AsymmetricShaper:
+  """Memoryless tube-like curve ``y = tanh(g x + b) - tanh(b)`` (``g`` from ``drive_db``).
+
+  The bias b shifts the operating point, so positive and negative half-waves saturate
+  differently (even harmonics, like a single-ended triode stage); subtracting tanh(b)
+  keeps silence silent (0 in, 0 out). Works on ``[channels, samples]`` float32.
+  """
+  drive_db: float
+  bias: float
+
+  def __call__(self, audio: np.ndarray) -> np.ndarray:
+    gain = 10.0 ** (self.drive_db / 20.0)
+    return (np.tanh(gain * audio.astype(np.float64) + self.bias)
+            - np.tanh(self.bias)).astype(np.float32)
+
+
+Stage = Union[pedalboard.Pedalboard, Callable[[np.ndarray], np.ndarray]]
+
+
+@dataclasses.dataclass
+class EffectChain:
+  """Stages applied in order: pedalboard boards, and memoryless NumPy functions of
+  ``[channels, samples]`` audio (see :class:`AsymmetricShaper`)."""
+  stages: Sequence[Stage]
+
+
+def cabinet_ir(seconds: float = 0.04, sample_rate: int = CABINET_SAMPLE_RATE,
+               seed: int = 7) -> np.ndarray:
+  """A synthetic guitar-cabinet impulse response, float32 ``[samples]``, unit peak gain.
+
+  Exponentially decaying noise (decay time seconds / 6) shaped by a 4x12-like response:
+  a band from ~90 Hz to ~5 kHz with a resonance near 120 Hz, a presence bump near
+  2.5 kHz and a steep fall above 5 kHz (the cone's break-up), done in the frequency domain.
+  Deterministic for a seed.
+  """
+  n = int(round(seconds * sample_rate))
+  rng = np.random.default_rng(seed)
+  t = np.arange(n) / sample_rate
+  noise = rng.standard_normal(n) * np.exp(-t / (seconds / 6.0))
+  freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
+  f = np.maximum(freqs, 1.0)
+  response = ((f / 90.0) ** 4 / (1.0 + (f / 90.0) ** 4)       # low cut, 24 dB/octave
+              / (1.0 + (f / 5000.0) ** 8)                       # cone break-up, 48 dB/octave
+              * (1.0 + 1.5 * np.exp(-0.5 * (np.log2(f / 120.0) / 0.3) ** 2))
+              * (1.0 + 1.0 * np.exp(-0.5 * (np.log2(f / 2500.0) / 0.4) ** 2)))
+  ir = np.fft.irfft(np.fft.rfft(noise) * response, n)
+  ir *= np.exp(-t / (seconds / 4.0))                            # no wrap-around tail
+  peak_gain = np.max(np.abs(np.fft.rfft(ir, 8 * n)))
+  return (ir / peak_gain).astype(np.float32)
 
 
 def lowpass() -> pedalboard.Pedalboard:
@@ -40,8 +103,46 @@ def compressor() -> pedalboard.Pedalboard:
                                 pedalboard.Gain(gain_db=10.0)])
 
 
-#: Preset name -> function returning a fresh board.
-PRESETS = {'lowpass': lowpass, 'overdrive': overdrive, 'compressor': compressor}
+def fuzz() -> pedalboard.Pedalboard:
+  """Nonlinear: high-pass 100 Hz, +30 dB into a hard clipper at -12 dBFS, tone low-pass
+  5 kHz, output -2 dB (square-wave-like fuzz, odd harmonics up to the clip edge)."""
+  return pedalboard.Pedalboard([pedalboard.HighpassFilter(cutoff_frequency_hz=100.0),
+                                pedalboard.Gain(gain_db=30.0),
+                                pedalboard.Clipping(threshold_db=-12.0),
+                                pedalboard.LowpassFilter(cutoff_frequency_hz=5000.0),
+                                pedalboard.Gain(gain_db=-2.0)])
+
+
+def tube_cab() -> EffectChain:
+  """Nonlinear with a long linear tail: high-pass 80 Hz, asymmetric tanh drive +18 dB
+  (bias 0.4: even harmonics), tone: peak +4 dB at 800 Hz and high shelf -6 dB at 3 kHz,
+  then a synthetic 40 ms 4x12-like cabinet impulse response (pedalboard.Convolution),
+  output -3 dB."""
+  return EffectChain([
+      pedalboard.Pedalboard([pedalboard.HighpassFilter(cutoff_frequency_hz=80.0)]),
+      AsymmetricShaper(drive_db=18.0, bias=0.4),
+      pedalboard.Pedalboard([
+          pedalboard.PeakFilter(cutoff_frequency_hz=800.0, gain_db=4.0, q=0.7),
+          pedalboard.HighShelfFilter(cutoff_frequency_hz=3000.0, gain_db=-6.0),
+          pedalboard.Convolution(cabinet_ir(), sample_rate=CABINET_SAMPLE_RATE),
+          pedalboard.Gain(gain_db=-3.0)])])
+
+
+def comp_drive() -> pedalboard.Pedalboard:
+  """Dynamics into distortion: compressor threshold -24 dBFS, ratio 6:1, attack 3 ms,
+  release 150 ms, make-up +12 dB, then tanh drive +12 dB, tone low-pass 4 kHz, output
+  -8 dB (the drive's grit depends on the compressor's slowly moving gain)."""
+  return pedalboard.Pedalboard([pedalboard.Compressor(threshold_db=-24.0, ratio=6.0,
+                                                      attack_ms=3.0, release_ms=150.0),
+                                pedalboard.Gain(gain_db=12.0),
+                                pedalboard.Distortion(drive_db=12.0),
+                                pedalboard.LowpassFilter(cutoff_frequency_hz=4000.0),
+                                pedalboard.Gain(gain_db=-8.0)])
+
+
+#: Preset name -> function returning a fresh board or chain.
+PRESETS = {'lowpass': lowpass, 'overdrive': overdrive, 'compressor': compressor,
+           'fuzz': fuzz, 'tube_cab': tube_cab, 'comp_drive': comp_drive}
 
 
 class PluginLoadError(ValueError):
@@ -100,7 +201,7 @@ def load_plugin_effect(path: str, parameters: dict | None = None) -> pedalboard.
   return pedalboard.Pedalboard([plugin])
 
 
-def apply_effect(board: pedalboard.Pedalboard, audio: np.ndarray,
+def apply_effect(board: Union[pedalboard.Pedalboard, EffectChain], audio: np.ndarray,
                  sample_rate: int) -> np.ndarray:
   """Processes ``audio`` float ``[samples, channels]`` from a freshly reset state.
 
@@ -109,13 +210,24 @@ def apply_effect(board: pedalboard.Pedalboard, audio: np.ndarray,
   Raises:
     ValueError: the effect produced NaN or infinite samples.
   """
-  dry = np.ascontiguousarray(np.asarray(audio, np.float32).T)   # [channels, samples]
+  wet = np.ascontiguousarray(np.asarray(audio, np.float32).T)   # [channels, samples]
+  for stage in (board.stages if isinstance(board, EffectChain) else [board]):
+    if isinstance(stage, pedalboard.Pedalboard):
+      wet = _process_board(stage, wet, sample_rate)
+    else:
+      wet = stage(wet)
+  if not np.all(np.isfinite(wet)):
+    raise ValueError('the effect produced NaN or infinite samples')
+  return np.ascontiguousarray(wet.T, np.float32)
+
+
+def _process_board(board: pedalboard.Pedalboard, dry: np.ndarray,
+                   sample_rate: int) -> np.ndarray:
+  """``[channels, samples]`` through ``board`` from a reset state, latency flushed."""
   wet = board.process(dry, float(sample_rate), reset=True)
   missing = dry.shape[1] - wet.shape[1]
   if missing > 0:
     silence = np.zeros([dry.shape[0], max(missing, 4096)], np.float32)  # unambiguous layout
     flushed = board.process(silence, float(sample_rate), reset=False)
     wet = np.concatenate([wet, flushed], axis=1)[:, :dry.shape[1]]
-  if not np.all(np.isfinite(wet)):
-    raise ValueError('the effect produced NaN or infinite samples')
-  return np.ascontiguousarray(wet.T, np.float32)
+  return wet

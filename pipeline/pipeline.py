@@ -73,7 +73,7 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
       metrics_specs=[tfma.MetricsSpec(metrics=[
           tfma.MetricConfig(class_name='ExampleCount'),
           metric('AudioESR'), metric('AudioRMSE'), metric('AudioIdentityESRdB'),
-          metric('AudioIdentityRMSE'),
+          metric('AudioIdentityRMSE'), metric('AudioMRSTFT'),
           metric('AudioESRdB', esr_threshold),
           metric('AudioESRdBVsIdentity', upper(0.0)),
       ])])

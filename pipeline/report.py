@@ -160,37 +160,56 @@ def predict(model_dir: str, tests: List[TestTrack]) -> None:
   """Fills ``predicted`` (test part only) with the model's output on each whole recording."""
   from pipeline import apply  # pylint: disable=g-import-not-at-top
   model = apply.LocalModel(model_dir)
-  for track in tests:
+
+  def whole(track: TestTrack) -> np.ndarray:
     block = apply.block_samples_for(model, apply.DEFAULT_BLOCK_SECONDS, track.dry.shape[1])
-    track.predicted = apply.process(model, track.dry, block)[track.start:]
+    return apply.process(model, track.dry, block)
+  fill_predictions(tests, whole)
+
+
+def fill_predictions(tests: List[TestTrack], predict_whole) -> None:
+  """Sets each track's ``predicted`` to the test part of ``predict_whole(track)`` (the
+  output, ``[frames, channels]``, for the whole recording ``track.dry``), and trims dry and
+  wet to the test part, so that every predictor is scored on exactly the same samples."""
+  for track in tests:
+    predicted = np.asarray(predict_whole(track), np.float32)
+    if predicted.shape != track.dry.shape:
+      raise ValueError(f'{track.name}: prediction has shape {predicted.shape}, '
+                       f'the recording {track.dry.shape}')
+    track.predicted = predicted[track.start:]
     track.dry, track.wet = track.dry[track.start:], track.wet[track.start:]
     track.start = 0   # dry/wet now hold the test part only
 
 
 class _Sums:
-  """Error and target energy (and sample count) to combine ESR/RMSE over tracks."""
+  """Error and target energy (and sample count), and the multi-resolution STFT sums,
+  to combine ESR/RMSE/MRSTFT over tracks."""
 
   def __init__(self):
     self.error = self.energy = 0.0
     self.count = 0
+    self.stft = 0.0
 
   def add(self, target: np.ndarray, prediction: np.ndarray) -> None:
+    from components import dsp  # pylint: disable=g-import-not-at-top
     diff = np.asarray(target, np.float64) - np.asarray(prediction, np.float64)
     self.error += float(np.sum(diff ** 2))
     self.energy += float(np.sum(np.asarray(target, np.float64) ** 2))
     self.count += diff.size
+    self.stft = self.stft + dsp.mrstft_sums(target, prediction)
 
   def figures(self) -> Dict[str, float]:
     from components import dsp  # pylint: disable=g-import-not-at-top
     return {'esr_db': dsp.to_db(self.error / max(self.energy, dsp.EPS)),
-            'rmse': float(np.sqrt(self.error / max(self.count, 1)))}
+            'rmse': float(np.sqrt(self.error / max(self.count, 1))),
+            'mrstft': dsp.mrstft_from_sums(self.stft)}
 
 
 Figures = Dict[Tuple[str, str], Dict[str, float]]
 
 
 def _scored(tests: List[TestTrack], prediction_of) -> Figures:
-  """ESR dB / RMSE of ``prediction_of(track, channel)`` (the test part, ``[samples]``)
+  """ESR dB / RMSE / MRSTFT distance of ``prediction_of(track, channel)`` (the test part, ``[samples]``)
   against the wet test part, keyed like the Evaluator's slices: ('', '') overall,
   (source, '') per file, (source, channel) per file and channel."""
   sums: Dict[Tuple[str, str], _Sums] = {}

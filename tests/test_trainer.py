@@ -171,6 +171,17 @@ ARCHITECTURES = {
     'tcn': dict(model='tcn', tcn_channels=4, tcn_dilations=(1, 2, 4, 8), fir_taps=0),
     'tcn_noncausal_fir': dict(model='tcn', causal=False, tcn_kernel=4, tcn_channels=4,
                               tcn_dilations=(1, 3), fir_taps=16, fir_lookahead=5),
+    'wavenet': dict(model='wavenet', wavenet_channels=(4, 3), wavenet_dilations=(1, 2, 4, 8),
+                    fir_taps=0),
+    'wavenet_gated_fir': dict(model='wavenet', wavenet_channels=(4,), wavenet_gated=True,
+                              wavenet_kernel=4, wavenet_dilations=(1, 3), fir_taps=16,
+                              fir_lookahead=5),
+    'hybrid': dict(model='hybrid', wavenet_channels=(4, 3), wavenet_dilations=(1, 2),
+                   condition_channels=2, latent_channels=4, latent_dilations=(1, 2, 4, 8),
+                   fir_taps=0),
+    'hybrid_agc_fir': dict(model='hybrid', wavenet_channels=(4,), wavenet_dilations=(1, 2, 4),
+                           condition_channels=2, latent_channels=4, latent_dilations=(1, 2),
+                           agc_strength=1.0, agc_windows_ms=(2, 10)),
 }
 
 
@@ -221,9 +232,10 @@ def test_any_length_and_block_processing(name):
                              atol=1e-5)
 
 
-@pytest.mark.parametrize('name', [n for n in sorted(ARCHITECTURES) if n.startswith('conv')])
-def test_conv_model_is_silent_for_silence_but_not_odd(name):
-  """Zero in, exactly zero out, with random biases everywhere (an earlier version turned
+@pytest.mark.parametrize('name', [n for n in sorted(ARCHITECTURES)
+                                  if n.startswith(('conv', 'wavenet', 'hybrid'))])
+def test_model_is_silent_for_silence_but_not_odd(name):
+  """Zero in, exactly zero out, with random biases everywhere (an earlier conv model turned
   its biases into a -54 dBFS tone at multiples of sample_rate / conv_stride); the biases
   still make the model asymmetric (f(-x) != -f(x): even harmonics stay possible)."""
   config = TrainConfig(**{**SMALL, **ARCHITECTURES[name]})
@@ -309,6 +321,74 @@ def test_run_fn_dense_baseline(dataset, tmp_path):
   dry, wet = dataset['tracks']['test']['noise_test']
   assert dsp.esr_db(wet, serve_audio(loaded, dry[None])[0]) < dsp.esr_db(wet, dry) - 6.0
   assert export.read_metadata(args.serving_model_dir)['block_multiple'] == 128
+
+
+def test_hybrid_condition_path_is_causal_at_every_frame_phase():
+  """The conv-transpose path of the hybrid sees no future sample, wherever a sample lies
+  in its frame, and its stated reach is exact (frames of 16 samples)."""
+  config = TrainConfig(**{**SMALL, **ARCHITECTURES['hybrid']})
+  model = architectures.build_model(config)
+  randomise(model, seed=3)
+  past = architectures.receptive_field_extent(config)[0]
+  assert past == (architectures.condition_reach(config) + architectures.wavenet_reach(config)
+                  - (config.wavenet_kernel - 1) * config.wavenet_dilations[0])
+  background = 0.01 * testing.noise(past + 800, 6)[None].astype(np.float32)
+  reach = []
+  for position in range(300, 300 + config.conv_stride):
+    impulse = background.copy()
+    impulse[0, position] += 0.5
+    reached = np.nonzero((model(impulse) - model(background)).numpy()[0])[0]
+    assert reached.min() >= position
+    reach.append(reached.max() - position)
+  assert max(reach) == past
+
+
+def test_run_fn_trains_a_hybrid_on_a_time_budget_with_cropped_context(dataset, tmp_path):
+  """train_seconds stops training on time; the input pipeline drops the context the
+  receptive field does not reach; the result still learns the effect and exports."""
+  config = TrainConfig(**{**SMALL, **ARCHITECTURES['hybrid'], 'fir_taps': 64,
+                          'latent_dilations': (1,), 'train_seconds': 6.0, 'epochs': 1000,
+                          'learning_rate': 0.004})
+  past, future = architectures.receptive_field_extent(config)
+  assert model_lib.input_crop(config) == (CONTEXT - past, CONTEXT - future)
+  assert past < CONTEXT
+  args = fn_args(tmp_path, dataset, config)
+  model_lib.run_fn(args)
+  with open(os.path.join(args.model_run_dir, model_lib.SUMMARY_FILE)) as f:
+    summary = json.load(f)
+  assert summary['input_crop'] == [CONTEXT - past, CONTEXT - future]
+  assert 6.0 <= summary['fit_seconds'] < 6.0 + 5.0   # at most one slow batch over
+  assert summary['epochs_run'] < 1000
+  loaded = tf.saved_model.load(args.serving_model_dir)
+  dry, wet = dataset['tracks']['test']['noise_test']
+  assert dsp.esr_db(wet, serve_audio(loaded, dry[None])[0]) < -40.0
+  assert export.read_metadata(args.serving_model_dir)['block_multiple'] == config.conv_stride
+
+
+def test_time_budget_schedule_and_stop():
+  model = keras.Sequential([keras.Input([1]), keras.layers.Dense(1)])
+  model.compile(optimizer=keras.optimizers.Adam(1.0), loss='mse')
+  clock = callbacks.TimeBudget(100.0, peak=0.01, min_fraction=0.1, warmup_steps=10)
+  assert clock.rate(0.0, 0) == pytest.approx(0.001)           # warm-up: 1/10 of the peak
+  assert clock.rate(0.0, 20) == pytest.approx(0.01)
+  assert clock.rate(50.0, 20) == pytest.approx(0.01 * (0.1 + 0.9 * 0.5))
+  assert clock.rate(100.0, 20) == pytest.approx(0.001)         # the floor when time is up
+  assert clock.rate(500.0, 20) == pytest.approx(0.001)
+  clock.set_model(model)
+  model.stop_training = False
+  clock.on_train_batch_begin(0)
+  assert float(keras.backend.get_value(model.optimizer.learning_rate)) == pytest.approx(
+      0.001, rel=0.01)
+  clock.on_train_batch_end(0)
+  assert not model.stop_training
+  clock.start -= 100.0                                         # the budget is spent
+  clock.on_train_batch_end(1)
+  assert model.stop_training
+  only_stop = callbacks.TimeBudget(1.0)
+  only_stop.set_model(model)
+  keras.backend.set_value(model.optimizer.learning_rate, 0.5)
+  only_stop.on_train_batch_begin(0)
+  assert float(keras.backend.get_value(model.optimizer.learning_rate)) == 0.5
 
 
 # --- Callbacks and distribution ------------------------------------------------------

@@ -11,6 +11,14 @@
 * ``dense``: the original fully connected baseline: frames of N samples -> Dense
   layers -> N samples, framewise (no memory across frames).
 * ``tcn``: gated residual dilated Conv1D layers at the sample rate plus the FIR branch.
+* ``wavenet``: the full-rate path of Neural Amp Modeler's standard WaveNet: layer arrays
+  in series (default 16 then 8 channels, kernel 3, dilations 1..512 each), every layer a
+  causal dilated convolution plus a 1x1 mix of the input audio, an activation, a 1x1
+  residual; the layers' activations are summed into a head. Plus the FIR branch.
+* ``hybrid`` (default): the wavenet path, and a causal conv -> dense/dilated latent ->
+  Conv1DTranspose path (strided like ``conv``) that decodes ``condition_channels`` slow
+  signals (level, dynamics, long memory) which every wavenet layer mixes in beside the
+  audio. Plus the FIR branch.
 
 The residual paths' last layers start at zero, so an untrained conv/tcn model is its
 FIR branch. The conv model is silent for silence (zero in, exactly zero out): its
@@ -192,6 +200,60 @@ class ModulatedSum(keras.layers.Layer):
     return tf.reduce_sum(gains * signals, axis=-1, keepdims=True)
 
 
+class WaveNetLayer(keras.layers.Layer):
+  """One layer of a WaveNet layer array, silent for silence.
+
+  ``(h [b, t, C], condition [b, t, M])`` -> ``(h + W_r a, a)`` with
+  ``a = act(conv_d(h) + W_m condition + b) - act(b)``: a causal dilated convolution
+  (kernel k, dilation d) of the residual stream plus a 1x1 mix of the condition (the
+  audio, and in ``hybrid`` the decoded slow signals), an activation (gated: tanh x
+  sigmoid of two halves), minus its value at zero input so that silence stays exactly
+  silent, and a 1x1 residual ``W_r`` without bias. ``a`` ``[b, t, C]`` goes to the array's head.
+  """
+
+  def __init__(self, channels: int, kernel: int, dilation: int, activation: str = 'tanh',
+               gated: bool = False, **kwargs):
+    super().__init__(**kwargs)
+    self.channels, self.kernel, self.dilation = int(channels), int(kernel), int(dilation)
+    self.activation_name, self.gated = activation, bool(gated)
+    self._activation = keras.activations.get(activation)
+
+  def build(self, input_shape):
+    h_shape, c_shape = input_shape
+    width = self.channels * (2 if self.gated else 1)
+    self.conv_kernel = self.add_weight('conv_kernel', [self.kernel, int(h_shape[-1]), width],
+                                       initializer='glorot_uniform')
+    self.mix_kernel = self.add_weight('mix_kernel', [1, int(c_shape[-1]), width],
+                                      initializer='glorot_uniform')
+    self.bias = self.add_weight('bias', [width], initializer='zeros')
+    self.residual_kernel = self.add_weight('residual_kernel', [1, self.channels, self.channels],
+                                           initializer='glorot_uniform')
+    super().build(input_shape)
+
+  def _act(self, z):
+    if self.gated:
+      return tf.tanh(z[..., :self.channels]) * tf.sigmoid(z[..., self.channels:])
+    return self._activation(z)
+
+  def call(self, inputs):
+    h, condition = inputs
+    dtype = h.dtype
+    reach = (self.kernel - 1) * self.dilation
+    padded = tf.pad(h, [[0, 0], [reach, 0], [0, 0]])
+    z = tf.nn.conv1d(padded, tf.cast(self.conv_kernel, dtype), stride=1, padding='VALID',
+                     dilations=self.dilation)
+    z = z + tf.nn.conv1d(condition, tf.cast(self.mix_kernel, dtype), stride=1, padding='VALID')
+    bias = tf.cast(self.bias, dtype)
+    a = self._act(z + bias) - self._act(bias)
+    residual = tf.nn.conv1d(a, tf.cast(self.residual_kernel, dtype), stride=1, padding='VALID')
+    return h + residual, a
+
+  def get_config(self):
+    return {**super().get_config(), 'channels': self.channels, 'kernel': self.kernel,
+            'dilation': self.dilation, 'activation': self.activation_name,
+            'gated': self.gated}
+
+
 # --- Receptive field -----------------------------------------------------------------
 
 def _same_padding(kernel: int, dilation: int) -> Tuple[int, int]:
@@ -231,6 +293,14 @@ def _core_extent(config: TrainConfig) -> Tuple[int, int]:
   if config.model == 'tcn':
     past, future = _latent_frames(config, config.tcn_kernel, config.tcn_dilations)
     return max(past, fir[0]), max(future, fir[1])
+  if config.model in ('wavenet', 'hybrid'):
+    past = wavenet_reach(config)
+    if config.model == 'hybrid' and config.condition_channels:
+      # The condition is mixed in after each layer's convolution, so it passes through
+      # every wavenet convolution but the first.
+      first = (config.wavenet_kernel - 1) * config.wavenet_dilations[0]
+      past = max(past, condition_reach(config) + past - first)
+    return max(past, fir[0]), fir[1]
   s, overlap = config.conv_stride, (config.conv_kernel - config.conv_stride) // 2
   frames_past, frames_future = _latent_frames(config, config.latent_kernel,
                                               config.latent_dilations)
@@ -242,6 +312,20 @@ def _core_extent(config: TrainConfig) -> Tuple[int, int]:
   return max(past, fir[0]), max(future, fir[1])
 
 
+def wavenet_reach(config: TrainConfig) -> int:
+  """Past samples the wavenet path sees: arrays x (kernel - 1) x sum(dilations)."""
+  return (len(config.wavenet_channels) * (config.wavenet_kernel - 1)
+          * sum(config.wavenet_dilations))
+
+
+def condition_reach(config: TrainConfig) -> int:
+  """Past samples the hybrid's causal conv-transpose path sees: 2 K + S R - 2 for encoder
+  and decoder kernel K, stride S and a latent reach of R = (latent_kernel - 1) x
+  sum(latent_dilations) frames (the worst case over a sample's place in its frame)."""
+  frames = (config.latent_kernel - 1) * sum(config.latent_dilations)
+  return 2 * config.conv_kernel + config.conv_stride * frames - 2
+
+
 def receptive_field(config: TrainConfig) -> int:
   """Length (samples) of the input span that can affect one output sample: past + 1 + future."""
   past, future = receptive_field_extent(config)
@@ -250,7 +334,8 @@ def receptive_field(config: TrainConfig) -> int:
 
 def block_multiple(config: TrainConfig) -> int:
   """Block-wise processing must start blocks at multiples of this (samples)."""
-  return {'conv': config.conv_stride, 'dense': config.dense_frame_samples}.get(config.model, 1)
+  return {'conv': config.conv_stride, 'hybrid': config.conv_stride,
+          'dense': config.dense_frame_samples}.get(config.model, 1)
 
 
 def describe(config: TrainConfig) -> str:
@@ -366,9 +451,69 @@ def build_tcn(config: TrainConfig) -> keras.Model:
   return keras.Model(audio, wet, name='fxemu_tcn')
 
 
+def _causal_condition(config: TrainConfig, x3):
+  """The hybrid's slow path, ``[b, t, 1] -> [b, t, condition_channels]``, causal.
+
+  The input is padded by K - 1 samples in front (and to a multiple of S), so latent frame
+  f encodes samples ``[f S - K + 1, f S]``; causal dilated latent convolutions; the
+  Conv1DTranspose writes frame f to samples ``[f S, f S + K)``: no output sample sees
+  its future. Zero in, zero out (no encoder/decoder bias, silent latent layers).
+  """
+  s, k, c = config.conv_stride, config.conv_kernel, config.latent_channels
+  padded = PadTime(k - 1, 0, s, name='condition_pad')(x3)              # [b, K - 1 + F S, 1]
+  z = keras.layers.Conv1D(c, k, strides=s, use_bias=False, name='condition_encoder')(padded)
+  for i in range(config.latent_dense_layers):                            # z: [b, F, c]
+    z = SilentDense(c, activation=config.activation, name=f'condition_dense_{i}')(z)
+  for i, dilation in enumerate(config.latent_dilations):
+    h = SilentConv1D(c, config.latent_kernel, dilation_rate=dilation, padding='causal',
+                     activation=config.activation, name=f'condition_conv_{i}')(z)
+    h = keras.layers.Dense(c, use_bias=False, name=f'condition_mix_{i}')(h)
+    z = keras.layers.Add(name=f'condition_residual_{i}')([z, h])
+  z = SilentDense(c, activation=config.activation, name='condition_out')(z)
+  decoded = keras.layers.Conv1DTranspose(config.condition_channels, k, strides=s,
+                                         use_bias=False, name='condition_decoder')(z)
+  return CropTime(0, name='condition_crop')([decoded, x3])                 # [b, t, m]
+
+
+def build_wavenet(config: TrainConfig) -> keras.Model:
+  """``wavenet`` and ``hybrid``: layer arrays at the sample rate (+ slow conditioning for
+  hybrid) + FIR branch; see the module docstring. ``[b, t] -> [b, t]``."""
+  audio = keras.Input(shape=[None], name=INPUT_NAME)                       # [b, t]
+  x3 = keras.layers.Reshape([-1, 1], name='to_channels', dtype='float32')(audio)  # [b, t, 1]
+  x3 = _front_end(config, x3)
+  condition = x3
+  if config.model == 'hybrid' and config.condition_channels:
+    slow = _causal_condition(config, x3)
+    condition = keras.layers.Concatenate(name='condition')([x3, slow])    # [b, t, 1 + m]
+  h, head = x3, None
+  channels = config.wavenet_channels
+  for a, width in enumerate(channels):
+    h = keras.layers.Conv1D(width, 1, use_bias=False, name=f'array{a}_rechannel')(h)
+    heads = [] if head is None else [head]
+    for i, dilation in enumerate(config.wavenet_dilations):
+      h, out = WaveNetLayer(width, config.wavenet_kernel, dilation, config.wavenet_activation,
+                            config.wavenet_gated, name=f'array{a}_layer{i}')([h, condition])
+      heads.append(out)
+    head = keras.layers.Add(name=f'array{a}_head_sum')(heads)             # [b, t, width]
+    last = a == len(channels) - 1
+    head = keras.layers.Conv1D(
+        1 if last else channels[a + 1], 1, use_bias=False,
+        kernel_initializer='zeros' if last else 'glorot_uniform',
+        name='head' if last else f'array{a}_head')(head)
+  out = keras.layers.Rescaling(config.wavenet_head_scale, name='head_scale')(head)
+  branches = [out]
+  if config.fir_taps:
+    branches.append(_fir_branch(config, x3))
+  out = (keras.layers.Add(name='sum', dtype='float32')(branches) if len(branches) > 1
+         else branches[0])
+  wet = keras.layers.Reshape([-1], name='wet', dtype='float32')(out)
+  return keras.Model(audio, wet, name=f'fxemu_{config.model}')
+
+
 def build_model(config: TrainConfig) -> keras.Model:
   """The architecture selected by ``config.model``: ``[b, t] -> [b, t]``, float32."""
-  builders = {'conv': build_conv, 'dense': build_dense, 'tcn': build_tcn}
+  builders = {'conv': build_conv, 'dense': build_dense, 'tcn': build_tcn,
+              'wavenet': build_wavenet, 'hybrid': build_wavenet}
   return builders[config.model](config)
 
 

@@ -1,7 +1,9 @@
-"""Keras callbacks of the trainer: a step budget and best-weights restoration."""
+"""Keras callbacks of the trainer: step and wall-clock budgets, best-weights restoration."""
 from __future__ import annotations
 
+import math
 import os
+import time
 from typing import Optional
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
@@ -21,6 +23,51 @@ class StepBudget(keras.callbacks.Callback):
   def on_train_batch_end(self, batch, logs=None):
     self.steps += 1
     if self.steps >= self.max_steps:
+      self.model.stop_training = True
+
+
+class TimeBudget(keras.callbacks.Callback):
+  """Wall-clock budget: a cosine learning rate over the budget's time, then a stop.
+
+  Before every batch the optimizer's learning rate is set to
+  ``peak x warm-up(step) x (f + (1 - f) (1 + cos(pi x elapsed / seconds)) / 2)``, with f =
+  ``min_fraction`` and a linear warm-up over the first ``warmup_steps`` steps, so the rate
+  reaches its minimum when the time is up, however fast the machine is; after the batch
+  that spends the budget, training stops (the epoch's validation still runs). The clock
+  starts at the first batch. With ``peak`` None it only stops (another schedule rules).
+  """
+
+  def __init__(self, seconds: float, peak: Optional[float] = None, min_fraction: float = 0.0,
+               warmup_steps: int = 0):
+    super().__init__()
+    self.seconds, self.peak = float(seconds), peak
+    self.min_fraction, self.warmup_steps = float(min_fraction), int(warmup_steps)
+    self.steps = 0
+    self.start: Optional[float] = None
+    self.elapsed = 0.0
+
+  def rate(self, elapsed: float, step: int) -> float:
+    """The learning rate after ``elapsed`` seconds at optimizer step ``step`` (0-based)."""
+    fraction = min(1.0, max(0.0, elapsed / self.seconds))
+    cosine = self.min_fraction + (1.0 - self.min_fraction) * 0.5 * (
+        1.0 + math.cos(math.pi * fraction))
+    warm = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+    return self.peak * warm * cosine
+
+  def on_train_batch_begin(self, batch, logs=None):
+    if self.start is None:
+      self.start = time.monotonic()
+    if self.peak is None:
+      return
+    rate = self.rate(time.monotonic() - self.start, self.steps)
+    optimizer = self.model.optimizer
+    inner = getattr(optimizer, 'inner_optimizer', optimizer)   # LossScaleOptimizer
+    keras.backend.set_value(inner.learning_rate, rate)
+
+  def on_train_batch_end(self, batch, logs=None):
+    self.steps += 1
+    self.elapsed = time.monotonic() - self.start
+    if self.elapsed >= self.seconds:
       self.model.stop_training = True
 
 

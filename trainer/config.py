@@ -14,7 +14,7 @@ import dataclasses
 import typing
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-MODELS = ('conv', 'dense', 'tcn')
+MODELS = ('hybrid', 'wavenet', 'conv', 'dense', 'tcn')
 LOSS_TERMS = ('mse', 'esr', 'esr_preemphasis', 'mrstft', 'dc')
 LR_SCHEDULES = ('cosine', 'constant', 'plateau')
 FIR_INITS = ('least_squares', 'zeros')
@@ -95,6 +95,26 @@ class TrainConfig:
   tcn_kernel: int = _field(3, 'tcn: kernel size (samples).')
   tcn_dilations: Tuple[int, ...] = _field(
       (1, 2, 4, 8, 16, 32, 64, 128, 256, 512), 'tcn: dilations of the gated residual layers.')
+  wavenet_channels: Tuple[int, ...] = _field(
+      (16, 8), 'wavenet/hybrid: channels of each layer array of the full-rate path (one '
+      'number per array; the arrays run in series, each adding its layers\' outputs to a '
+      'shared head, as in Neural Amp Modeler\'s standard WaveNet).')
+  wavenet_kernel: int = _field(3, 'wavenet/hybrid: kernel size (samples) of the dilated '
+                               'convolutions.')
+  wavenet_dilations: Tuple[int, ...] = _field(
+      (1, 2, 4, 8, 16, 32, 64, 128, 256, 512), 'wavenet/hybrid: dilations of the layers of '
+      'every array; receptive field = arrays x (kernel - 1) x sum(dilations) + 1 samples.')
+  wavenet_activation: str = _field('tanh', 'wavenet/hybrid: activation of the layers, one of '
+                                   f'{", ".join(ACTIVATIONS)}.')
+  wavenet_gated: bool = _field(False, 'wavenet/hybrid: gated layers (tanh x sigmoid, twice '
+                               'the convolution cost) instead of one activation.')
+  wavenet_head_scale: float = _field(0.02, 'wavenet/hybrid: factor on the head\'s output.')
+  condition_channels: int = _field(4, 'hybrid: channels of the slow conditioning signal the '
+                                   'conv-transpose path decodes (level, dynamics, long '
+                                   'memory) and feeds, beside the audio, into every layer of '
+                                   'the full-rate path. The conv path is causal: its strided '
+                                   'encoder, latent_dilations and Conv1DTranspose decoder '
+                                   'see only the past.')
 
   # --- Training --------------------------------------------------------------------
   loss: str = _field('esr', 'Training loss: a term or a weighted sum of terms such as '
@@ -103,6 +123,11 @@ class TrainConfig:
                               '(esr_preemphasis loss).')
   stft_fft_sizes: Tuple[int, ...] = _field((2048, 512, 128), 'mrstft: FFT sizes (hop = size/4).')
   epochs: int = _field(50, 'Maximum number of passes over the training split.')
+  train_seconds: float = _field(0.0, 'Wall-clock training budget, s (0 = none): training '
+                                'stops when it is spent (or at the epoch/step limit), and '
+                                'the cosine learning-rate schedule runs over the budget\'s '
+                                'time instead of over steps, so the rate reaches its minimum '
+                                'when the time is up whatever the machine\'s speed.')
   batch_size: int = _field(8, 'Examples per batch per replica (global batch = this x replicas).')
   learning_rate: float = _field(1e-3, 'Peak learning rate (Adam).')
   lr_schedule: str = _field('cosine', f'Learning-rate schedule: {", ".join(LR_SCHEDULES)} '
@@ -127,7 +152,8 @@ class TrainConfig:
               'float32, and the model is exported in float32 either way.'})
 
   def __post_init__(self):
-    for name in ('latent_dilations', 'tcn_dilations', 'stft_fft_sizes', 'agc_windows_ms'):
+    for name in ('latent_dilations', 'tcn_dilations', 'stft_fft_sizes', 'agc_windows_ms',
+                 'wavenet_channels', 'wavenet_dilations'):
       setattr(self, name, tuple(int(v) for v in _as_sequence(getattr(self, name))))
     self.validate()
 
@@ -144,11 +170,13 @@ class TrainConfig:
           f'mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}')
     for name in ('sample_rate', 'window_samples', 'conv_stride', 'conv_kernel',
                  'latent_channels', 'latent_kernel', 'dense_frame_samples', 'dense_units',
-                 'tcn_channels', 'tcn_kernel', 'epochs', 'batch_size', 'modulation_taps'):
+                 'tcn_channels', 'tcn_kernel', 'epochs', 'batch_size', 'modulation_taps',
+                 'wavenet_kernel'):
       check(getattr(self, name) > 0, f'{name} must be positive, got {getattr(self, name)}')
     for name in ('context_samples', 'fir_taps', 'fir_lookahead', 'latent_dense_layers',
                  'dense_layers', 'modulation_channels', 'warmup_steps', 'clipnorm',
-                 'early_stopping_patience', 'shuffle_buffer', 'fir_init_examples'):
+                 'early_stopping_patience', 'shuffle_buffer', 'fir_init_examples',
+                 'condition_channels'):
       check(getattr(self, name) >= 0, f'{name} must be >= 0, got {getattr(self, name)}')
     check(self.conv_kernel >= self.conv_stride and (self.conv_kernel - self.conv_stride) % 2 == 0,
           f'conv_kernel ({self.conv_kernel}) must be >= conv_stride ({self.conv_stride}) '
@@ -159,6 +187,13 @@ class TrainConfig:
     check(all(d > 0 for d in self.latent_dilations + self.tcn_dilations),
           'dilations must be positive')
     check(len(self.tcn_dilations) > 0, 'tcn_dilations must not be empty')
+    check(len(self.wavenet_channels) > 0 and all(c > 0 for c in self.wavenet_channels),
+          'wavenet_channels must be positive and not empty')
+    check(len(self.wavenet_dilations) > 0 and all(d > 0 for d in self.wavenet_dilations),
+          'wavenet_dilations must be positive and not empty')
+    check(self.wavenet_activation in ACTIVATIONS,
+          f'wavenet_activation must be one of {ACTIVATIONS}')
+    check(self.train_seconds >= 0.0, 'train_seconds must be >= 0')
     check(self.agc_strength >= 0.0, 'agc_strength must be >= 0')
     check(not self.agc_strength or (len(self.agc_windows_ms) > 0
                                     and all(w > 0 for w in self.agc_windows_ms)),

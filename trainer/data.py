@@ -66,7 +66,7 @@ def check_example_lengths(file_patterns, config: TrainConfig) -> None:
 
 
 def make_dataset(file_patterns, config: TrainConfig, batch_size: int, training: bool,
-                 repeat: bool = False) -> tf.data.Dataset:
+                 repeat: bool = False, crop: Tuple[int, int] = (0, 0)) -> tf.data.Dataset:
   """Batched ``(dry, wet)`` pairs.
 
   Args:
@@ -75,12 +75,16 @@ def make_dataset(file_patterns, config: TrainConfig, batch_size: int, training: 
     batch_size: global batch size (Keras splits it across replicas).
     training: shuffle (reshuffled every epoch) and drop the last partial batch.
     repeat: repeat forever (for ``steps_per_epoch``-driven training).
+    crop: (left, right) samples dropped from each end of ``dry`` (context the model
+      cannot use), so ``dry`` is ``[batch, window + 2 context - left - right]``.
   """
   spec = feature_spec(config)
+  left, right = int(crop[0]), int(crop[1])
+  stop = config.input_samples - right
 
   def parse(record):
     features = tf.io.parse_single_example(record, spec)
-    return features[DRY], features[WET]
+    return features[DRY][left:stop], features[WET]
 
   ds = _records(file_patterns).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
   if config.cache:

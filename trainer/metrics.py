@@ -14,6 +14,10 @@ so with the test split tiled by non-overlapping windows they are whole-file valu
   ``dry[c : c + len(wet)]`` with ``c = (len(dry) - len(wet)) // 2``).
 * ``esr_db_vs_identity``: ``esr_db - identity_esr_db``; negative = better than nothing.
 * ``identity_rmse``: RMSE of doing nothing.
+* ``mrstft``: multi-resolution STFT distance (:func:`components.dsp.mrstft_from_sums`):
+  spectral convergence plus log-magnitude error, averaged over FFT sizes 2048, 512, 128.
+  Phase-invariant, so it credits a modulated effect (phaser, chorus) whose LFO phase a
+  model cannot know. Its frames lie inside each example's window.
 
 ``AudioErrorMetrics`` outputs all five keys. To put a threshold on one key, add the
 single-key metric of that key with the threshold (TFMA matches a ``MetricConfig``'s
@@ -50,13 +54,16 @@ from tensorflow_model_analysis.metrics import metric_util
 from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.utils import util
 
+from components import dsp
+
 ESR = 'esr'
 ESR_DB = 'esr_db'
 RMSE = 'rmse'
 IDENTITY_ESR_DB = 'identity_esr_db'
 ESR_DB_VS_IDENTITY = 'esr_db_vs_identity'
 IDENTITY_RMSE = 'identity_rmse'
-KEYS = (ESR, ESR_DB, RMSE, IDENTITY_ESR_DB, ESR_DB_VS_IDENTITY, IDENTITY_RMSE)
+MRSTFT = 'mrstft'
+KEYS = (ESR, ESR_DB, RMSE, IDENTITY_ESR_DB, ESR_DB_VS_IDENTITY, IDENTITY_RMSE, MRSTFT)
 EPS = 1e-12          # as components.dsp.esr
 DB_FLOOR = 1e-30     # as components.dsp.to_db
 
@@ -82,6 +89,7 @@ FORMULAS: Dict[str, Callable[[Any], float]] = {
     IDENTITY_ESR_DB: lambda s: _db(_identity_esr(s)),
     ESR_DB_VS_IDENTITY: lambda s: _db(_esr(s)) - _db(_identity_esr(s)),
     IDENTITY_RMSE: lambda s: math.sqrt(s.identity_error / s.samples) if s.samples else 0.0,
+    MRSTFT: lambda s: dsp.mrstft_from_sums(s.stft),
 }
 
 
@@ -141,8 +149,13 @@ class AudioIdentityRMSE(_SingleKeyMetric):
   FORMULA = IDENTITY_RMSE
 
 
+class AudioMRSTFT(_SingleKeyMetric):
+  """``mrstft``: multi-resolution STFT distance of the slice (phase-invariant)."""
+  FORMULA = MRSTFT
+
+
 for _cls in (AudioErrorMetrics, AudioESR, AudioESRdB, AudioRMSE, AudioIdentityESRdB,
-             AudioESRdBVsIdentity, AudioIdentityRMSE):
+             AudioESRdBVsIdentity, AudioIdentityRMSE, AudioMRSTFT):
   metric_types.register_metric(_cls)
 
 
@@ -189,14 +202,16 @@ def _computations(
 
 
 class _Sums:
-  """Weighted sums over samples: error, target energy, identity error, sample count."""
-  __slots__ = ['error', 'energy', 'identity_error', 'samples']
+  """Weighted sums over samples: error, target energy, identity error, sample count, and
+  the multi-resolution STFT sums (:func:`components.dsp.mrstft_sums`)."""
+  __slots__ = ['error', 'energy', 'identity_error', 'samples', 'stft']
 
   def __init__(self):
     self.error = 0.0
     self.energy = 0.0
     self.identity_error = 0.0
     self.samples = 0.0
+    self.stft = np.zeros([len(dsp.MRSTFT_FFT_SIZES), 4])
 
 
 class _AudioErrorCombiner(beam.CombineFn):
@@ -239,6 +254,8 @@ class _AudioErrorCombiner(beam.CombineFn):
       accumulator.energy += w * float(np.sum(label ** 2))
       accumulator.identity_error += w * float(np.sum((label - centre) ** 2))
       accumulator.samples += w * label.size
+      for target, predicted in zip(label.reshape(-1, length), prediction.reshape(-1, length)):
+        accumulator.stft = accumulator.stft + w * dsp.mrstft_sums(target, predicted)
     return accumulator
 
   def merge_accumulators(self, accumulators: Iterable[_Sums]) -> _Sums:
@@ -249,6 +266,7 @@ class _AudioErrorCombiner(beam.CombineFn):
       result.energy += other.energy
       result.identity_error += other.identity_error
       result.samples += other.samples
+      result.stft = result.stft + other.stft
     return result
 
   def extract_output(self, accumulator: _Sums) -> Dict[metric_types.MetricKey, _Sums]:

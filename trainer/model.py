@@ -16,7 +16,7 @@ import contextlib
 import json
 import math
 import os
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
@@ -93,17 +93,32 @@ class CentreCrop(keras.layers.Layer):
     return {**super().get_config(), 'context': self.context, 'window': self.window}
 
 
+def input_crop(config: TrainConfig) -> Tuple[int, int]:
+  """(left, right) samples of each example's dry context the model cannot use.
+
+  The examples carry ``context_samples`` on each side (the ExampleGen's, made for the
+  longest receptive field); a model whose receptive field reaches ``past`` samples back
+  and ``future`` ahead needs only that much, so the trainer drops the rest before the
+  model sees it (a wavenet computes every input sample, so unused context is wasted work).
+  """
+  past, future = architectures.receptive_field_extent(config)
+  return (max(0, config.context_samples - past), max(0, config.context_samples - future))
+
+
 def training_model(core: keras.Model, config: TrainConfig) -> keras.Model:
-  """``dry [b, window + 2 context]`` -> centre of ``core(dry)``, ``[b, window]``."""
-  dry = keras.Input(shape=[config.input_samples], name='dry')
-  wet = CentreCrop(config.context_samples, config.window_samples, name='centre',
+  """``dry [b, window + 2 context - left - right]`` (see :func:`input_crop`) -> the
+  ``window`` samples of ``core(dry)`` aligned with the ``wet`` target, ``[b, window]``."""
+  left, right = input_crop(config)
+  dry = keras.Input(shape=[config.input_samples - left - right], name='dry')
+  wet = CentreCrop(config.context_samples - left, config.window_samples, name='centre',
                    dtype=FLOAT32)(core(dry))
   return keras.Model(dry, wet, name='fxemu_train')
 
 
 def learning_rate(config: TrainConfig, total_steps: int):
-  """The learning rate or schedule of the optimizer."""
-  if config.lr_schedule != 'cosine':
+  """The learning rate or schedule of the optimizer (with ``train_seconds`` the cosine
+  schedule runs over time, set before every batch by :class:`callbacks.TimeBudget`)."""
+  if config.lr_schedule != 'cosine' or config.train_seconds:
     return config.learning_rate
   warmup = min(config.warmup_steps, total_steps // 4)
   return keras.optimizers.schedules.CosineDecay(
@@ -167,8 +182,10 @@ def run_fn(fn_args) -> None:
   logging.info('%d train / %d eval examples, global batch %d, plan %s', num_train, num_eval,
                global_batch, plan)
 
+  crop = input_crop(config)
+  logging.info('Input crop: %s samples of context dropped (left, right)', crop)
   train_ds = data.make_dataset(fn_args.train_files, config, global_batch, training=True,
-                               repeat=True)
+                               repeat=True, crop=crop)
   eval_ds, validation_steps = None, None
   if num_eval:
     eval_batches = math.ceil(num_eval / global_batch)
@@ -176,7 +193,7 @@ def run_fn(fn_args) -> None:
       eval_batches = max(1, num_eval // global_batch)
     validation_steps = min(fn_args.eval_steps or eval_batches, eval_batches)
     eval_ds = data.make_dataset(fn_args.eval_files, config, global_batch, training=False,
-                                repeat=multi_worker)
+                                repeat=multi_worker, crop=crop)
     if not multi_worker and validation_steps == eval_batches:
       validation_steps = None   # The whole split, exactly.
 
@@ -197,6 +214,13 @@ def run_fn(fn_args) -> None:
   budget = callbacks_lib.StepBudget(plan['total_steps'])
   callbacks = [budget, keras.callbacks.TerminateOnNaN(),
                keras.callbacks.TensorBoard(log_dir=log_dir, update_freq='epoch')]
+  clock = None
+  if config.train_seconds:
+    cosine = config.lr_schedule == 'cosine'
+    clock = callbacks_lib.TimeBudget(config.train_seconds,
+                                     config.learning_rate if cosine else None,
+                                     config.min_lr_fraction, config.warmup_steps)
+    callbacks.append(clock)
   restore = callbacks_lib.RestoreBest(MONITOR)
   initial = {}
   if eval_ds is not None:
@@ -204,7 +228,7 @@ def run_fn(fn_args) -> None:
     logging.info('Before training: %s', initial)
     restore.start_from(model, initial['esr_db'])
     callbacks.append(restore)
-    if config.early_stopping_patience:
+    if config.early_stopping_patience and not config.train_seconds:
       callbacks.append(keras.callbacks.EarlyStopping(
           monitor=MONITOR, mode='min', patience=config.early_stopping_patience,
           min_delta=0.01))
@@ -220,7 +244,9 @@ def run_fn(fn_args) -> None:
 
   summary = _summary(config, core, plan, history.history, restore)
   summary.update(steps_run=budget.steps, initial_val_esr_db=initial.get('esr_db'),
-                 precision=policy)
+                 precision=policy, input_crop=list(crop),
+                 train_seconds_budget=config.train_seconds,
+                 fit_seconds=clock.elapsed if clock else None)
   logging.info('Training summary: %s', json.dumps(summary))
   with tf.io.gfile.GFile(os.path.join(log_dir, SUMMARY_FILE), 'w') as f:
     json.dump(summary, f, indent=2)

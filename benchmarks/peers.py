@@ -1,0 +1,259 @@
+"""fxemu against Neural Amp Modeler: same audio, same wall-clock budget, same scoring.
+
+    benchmarks/peers.py [--case overdrive --case seed/pedals:B ...] [--budget-seconds 540]
+                        [--models hybrid,conv] [--peers nam|none] [--json]
+
+For each case (an effect of a data set, under a protocol) it measures on the test audio:
+  identity   output = input (doing nothing)
+  fir        least-squares FIR (512 taps, 64 look-ahead) fitted by fxemu on the training audio
+  MODEL      each fxemu model of --models, trained by the real pipeline (AudioExampleGen ...
+             Trainer) with ``train_seconds`` = the budget
+  nam        Neural Amp Modeler 0.13, its default model and loss, on the CPU, trained on the
+             same training audio (the same train/eval blocks as fxemu's) for the same
+             wall-clock budget (``benchmarks/nam_peer.py``, in its own environment
+             ``.venv-peers``, made by ``scripts/setup_peers.sh`` on first use); its default
+             model is a packed WaveNet of two submodels, and the row shows the better of them
+             on the test audio (``nam_SUBMODEL`` rows show each)
+Every row is scored by the same code (``pipeline.report``): ESR in dB over all test
+channels, the RMSE, and a phase-invariant multi-resolution STFT distance (``mrstft``,
+:func:`components.dsp.mrstft_from_sums`). ``vs nam dB`` is a row's ESR minus NAM's, measured
+in the same run (negative = better than NAM).
+
+Cases: ``EFFECT`` (the default data set of ``fxemu synth``: overdrive, compressor, lowpass,
+fuzz, tube_cab, comp_drive) or ``seed/EFFECT`` (``../shared/seed-audio``: lowpass, pedals),
+with ``:A`` (default: train on the synthetic signals, test on the whole piano) or ``:B``
+(train also on the first 60 % of the piano, test on the last 40 %).
+
+With --json the last stdout line is one JSON object
+``{case: {row: {esr_db, rmse, mrstft, train_seconds, params}}}``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import emit_json, print_table, quiet_tensorflow  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PEER_VENV = os.path.join(REPO, '.venv-peers')
+PEER_SETUP = os.path.join(REPO, 'scripts', 'setup_peers.sh')
+NAM_DRIVER = os.path.join(REPO, 'benchmarks', 'nam_peer.py')
+PRESET_CASES = ('overdrive', 'compressor', 'lowpass', 'fuzz', 'tube_cab', 'comp_drive')
+SEED_CASES = ('seed/lowpass', 'seed/pedals', 'seed/pedals:B')
+DEFAULT_BUDGET_SECONDS = 540.0     # 9 minutes
+PROTOCOL_TEST_TAIL = {'A': 1.0, 'B': 0.4}
+
+
+def parse_case(text: str):
+  """``[seed/]EFFECT[:A|B]`` -> (data set 'presets' or 'seed', effect, protocol)."""
+  name, _, protocol = text.partition(':')
+  protocol = protocol or 'A'
+  if protocol not in PROTOCOL_TEST_TAIL:
+    raise ValueError(f'case {text!r}: protocol must be A or B')
+  source, _, effect = name.rpartition('/')
+  source = source or 'presets'
+  if source not in ('presets', 'seed'):
+    raise ValueError(f'case {text!r}: data set must be empty (the presets) or seed/')
+  return source, effect, protocol
+
+
+def case_data(source: str, effect: str, scratch: str, data_dir: str) -> str:
+  from benchmarks.common import default_data, seed_audio_dir
+  if source == 'seed':
+    seed = seed_audio_dir()
+    if not seed:
+      raise SystemExit('peers: ../shared/seed-audio is missing (needed for seed/ cases)')
+    return seed
+  return default_data(effect, scratch, data_dir)
+
+
+def pipeline_config(data: str, effect: str, protocol: str, out: str):
+  from pipeline.configs import PipelineConfig
+  return PipelineConfig(data_dir=data, effect=effect, output_dir=out,
+                        test_tail=PROTOCOL_TEST_TAIL[protocol], esr_threshold_db=100.0,
+                        max_regression_db=100.0)
+
+
+def load_case(config):
+  """(training tracks, test tracks) exactly as the pipeline's report reads them."""
+  from pipeline import report
+  return report.load_pairs({'input_base': config.data_path, 'effect': config.effect,
+                            'test_patterns': config.test_patterns,
+                            'test_tail': config.test_tail})
+
+
+def fresh_tests(config):
+  return load_case(config)[1]
+
+
+def linear_rows(config):
+  from pipeline import report
+  training, tests = load_case(config)
+  start = time.time()
+  fir = report.fir_references(training, tests)[('', '')]
+  fir.update(train_seconds=time.time() - start, params=report.FIR_TAPS)
+  identity = report.identity_references(tests)[('', '')]
+  identity.update(train_seconds=0.0, params=0)
+  return {'identity': identity, 'fir': fir}
+
+
+def fxemu_row(config, model: str, budget: float, overrides):
+  """Trains ``model`` through the pipeline with the budget; scores it like every row."""
+  from pipeline import local_runner
+  from pipeline import report
+  from pipeline import results
+  from trainer.config import TrainConfig
+  import dataclasses
+  run_config = dataclasses.replace(
+      config, output_dir=os.path.join(config.output_dir, 'fxemu', model))
+  train = TrainConfig(**{**overrides, 'model': model, 'train_seconds': budget})
+  local_runner.run(run_config, train)
+  result = results.read_run(run_config.metadata_path, run_config.pipeline_name)
+  model_dir = os.path.join(result.model_uri, 'Format-Serving')
+  tests = fresh_tests(config)
+  report.predict(model_dir, tests)
+  row = report.model_figures(tests)[('', '')]
+  with open(os.path.join(model_dir, 'assets', 'fxemu.json')) as f:
+    row['params'] = int(json.load(f).get('parameter_count', 0))
+  row['train_seconds'] = next((s.seconds for s in result.stages if s.name == 'Trainer'),
+                              float('nan'))
+  row['evaluator_esr_db'] = result.metrics['overall']['esr_db']
+  return row
+
+
+def ensure_peer_env() -> str:
+  """The peer environment's python (made by scripts/setup_peers.sh on first use)."""
+  subprocess.run(['bash', PEER_SETUP], check=True)
+  return os.path.join(PEER_VENV, 'bin', 'python')
+
+
+def nam_job(config, training, tests, budget: float, workdir: str):
+  """Writes NAM's inputs: the training tracks cut into the pipeline's train/eval blocks
+  (contiguous mono stretches, so no window spans a cut) and the test tracks, as 16-bit
+  PCM (the recordings' own format, so no value changes). Returns the job dict."""
+  from components import split_plan
+  from components import wav
+  from pipeline.pipeline import example_gen_properties
+  props = example_gen_properties(config)
+  spec = split_plan.WindowSpec(window=props['window_samples'], hop=props['hop_samples'],
+                               context=props['context_samples'],
+                               block=props['block_samples'], eval_period=props['eval_period'])
+  os.makedirs(workdir, exist_ok=True)
+  job = {'train': [], 'validation': [], 'test': [], 'seconds': budget,
+         'outdir': os.path.join(workdir, 'nam'), 'seed': 0}
+  rate = config.sample_rate
+  for index, (dry, wet) in enumerate(training):
+    labels = split_plan.block_splits(len(dry), spec)
+    run = 0
+    for b in range(1, len(labels) + 1):
+      if b == len(labels) or labels[b] != labels[run]:
+        lo, hi = run * spec.block, min(b * spec.block, len(dry))
+        stem = os.path.join(workdir, f'track{index}-{lo}')
+        wav.write_wav(stem + '-x.wav', dry[lo:hi, None], rate)
+        wav.write_wav(stem + '-y.wav', wet[lo:hi, None], rate)
+        job['validation' if labels[run] else 'train'].append(
+            {'x': stem + '-x.wav', 'y': stem + '-y.wav'})
+        run = b
+  for track in tests:
+    for c in range(track.dry.shape[1]):
+      stem = os.path.join(workdir, f'test-{track.name}-{c}')
+      wav.write_wav(stem + '-x.wav', track.dry[:, c:c + 1], rate)
+      job['test'].append({'x': stem + '-x.wav', 'out': stem + '-nam.wav',
+                          'track': track.name, 'channel': c})
+  return job
+
+
+def nam_rows(config, budget: float, workdir: str):
+  """Trains NAM on the case's training audio and scores each submodel on the test audio."""
+  from components import wav
+  from pipeline import report
+  python = ensure_peer_env()
+  training, _ = load_case(config)
+  job = nam_job(config, training, fresh_tests(config), budget, workdir)
+  job_path = os.path.join(workdir, 'job.json')
+  with open(job_path, 'w') as f:
+    json.dump(job, f, indent=1)
+  log_path = os.path.join(workdir, 'nam.log')
+  with open(log_path, 'w') as log:
+    done = subprocess.run([python, NAM_DRIVER, job_path], stdout=log, stderr=subprocess.STDOUT,
+                          check=False)
+  if done.returncode:
+    raise SystemExit(f'peers: NAM failed (exit {done.returncode}); see {log_path}')
+  with open(os.path.join(job['outdir'], 'nam_result.json')) as f:
+    result = json.load(f)
+  rows = {}
+  for sub in result['submodels']:
+    by_track = {}
+    for test, path in zip(job['test'], sub['predictions']):
+      by_track.setdefault(test['track'], {})[test['channel']] = wav.read_wav(path)[0][:, 0]
+    tests = fresh_tests(config)
+
+    def whole(track, by_track=by_track):
+      import numpy as np
+      return np.stack([by_track[track.name][c] for c in range(track.dry.shape[1])], axis=1)
+    report.fill_predictions(tests, whole)
+    row = report.model_figures(tests)[('', '')]
+    row.update(train_seconds=result['train_seconds'], params=sub['parameters'],
+               steps=result['steps'], epochs=result['epochs'])
+    rows[f'nam_{sub["name"]}'] = row
+  best = min(rows, key=lambda name: rows[name]['esr_db'])
+  rows['nam'] = {**rows[best], 'submodel': best}
+  return rows
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--case', action='append',
+                      help='[seed/]EFFECT[:A|B], repeatable (default: every preset and seed case)')
+  parser.add_argument('--budget-seconds', type=float, default=DEFAULT_BUDGET_SECONDS,
+                      help='wall-clock training budget of every trained row, s (default 540)')
+  parser.add_argument('--models', default='hybrid,conv',
+                      help='comma-separated fxemu models (TrainConfig.model), trained in turn')
+  parser.add_argument('--train', default='{}', help='JSON of extra TrainConfig overrides')
+  parser.add_argument('--peers', default='nam', choices=('nam', 'none'))
+  parser.add_argument('--data', default='', help='directory of the preset data (default: '
+                      'work/data if it holds the effect, else synthesized)')
+  parser.add_argument('--out', default='work/benchmarks/peers', help='runs and NAM work files')
+  parser.add_argument('--json', action='store_true', help='last line: JSON of the figures')
+  args = parser.parse_args(argv)
+  quiet_tensorflow()
+  cases = args.case or list(PRESET_CASES + SEED_CASES)
+  models = [m for m in args.models.split(',') if m]
+  overrides = json.loads(args.train)
+  figures, rows = {}, []
+  for case in cases:
+    source, effect, protocol = parse_case(case)
+    out = os.path.join(args.out, case.replace('/', '-').replace(':', '-'))
+    data = case_data(source, effect, os.path.join(args.out, 'scratch'), args.data)
+    config = pipeline_config(data, effect, protocol, out)
+    per_row = linear_rows(config)
+    for model in models:
+      per_row[model] = fxemu_row(config, model, args.budget_seconds, overrides)
+    if args.peers == 'nam':
+      per_row.update(nam_rows(config, args.budget_seconds, os.path.join(out, 'nam')))
+    figures[case] = per_row
+    reference = per_row.get('nam', {}).get('esr_db')
+    for name, row in per_row.items():
+      rows.append([case, name, row['esr_db'],
+                   '' if reference is None else row['esr_db'] - reference,
+                   row['mrstft'], row['rmse'], row.get('train_seconds', 0.0),
+                   row.get('params', 0)])
+    print_table(['case', 'row', 'ESR dB', 'vs nam dB', 'MRSTFT', 'RMSE', 'train s', 'params'],
+                [r for r in rows if r[0] == case])
+    print(flush=True)
+  print('all cases:')
+  print_table(['case', 'row', 'ESR dB', 'vs nam dB', 'MRSTFT', 'RMSE', 'train s', 'params'], rows)
+  if args.json:
+    emit_json(figures)
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
