@@ -2,9 +2,11 @@
 
 For every effect E and every dry signal NAME it writes ``E - pre - NAME.wav`` (dry) and
 ``E - post - NAME.wav`` (wet): 16-bit PCM stereo, the same naming as recordings of a
-real effect, so users' own recordings drop in the same way. The dry signals are the
-sweeps of :mod:`components.signals` and the piano of :mod:`components.piano`; the
-effects are the presets of :mod:`components.effects` or a plugin file.
+real effect, so users' own recordings drop in the same way. The dry signals are a
+signal set (:data:`SIGNAL_SETS`: the rich capture signal of
+:mod:`components.capture_signals`, or the classic sweeps of :mod:`components.signals`)
+and the piano of :mod:`components.piano` (the test material); the effects are the
+presets of :mod:`components.effects` or a plugin file.
 """
 from __future__ import annotations
 
@@ -14,12 +16,15 @@ import os
 
 import numpy as np
 
+from components import capture_signals
 from components import effects
 from components import piano
 from components import signals
 from components import wav
 
-SIGNAL_NAMES = signals.WAVEFORMS
+#: Signal set name -> names of its dry training signals (each ``seconds_per_signal`` long).
+SIGNAL_SETS = {'rich': capture_signals.NAMES, 'classic': signals.WAVEFORMS}
+DEFAULT_SIGNAL_SET = 'rich'
 PIANO_NAME = piano.NAME
 DEFAULT_EFFECTS = tuple(effects.PRESETS)
 DEFAULT_SIGNAL_SECONDS = signals.DEFAULT_SECONDS
@@ -29,9 +34,11 @@ SEPARATOR = ' - '
 PRE, POST = 'pre', 'post'
 
 
-def list_names() -> tuple:
-  """Names of the dry signals, in the order they are generated."""
-  return SIGNAL_NAMES + (PIANO_NAME,)
+def list_names(signal_set: str = DEFAULT_SIGNAL_SET) -> tuple:
+  """Names of the dry signals of ``signal_set`` and the piano, in the order they are made."""
+  if signal_set not in SIGNAL_SETS:
+    raise ValueError(f'unknown signal set {signal_set!r}; choose from {", ".join(SIGNAL_SETS)}')
+  return SIGNAL_SETS[signal_set] + (PIANO_NAME,)
 
 
 def file_name(effect: str, side: str, name: str) -> str:
@@ -41,10 +48,12 @@ def file_name(effect: str, side: str, name: str) -> str:
 
 def dry_signal(name: str, seconds_per_signal: float, piano_seconds: float,
                sample_rate: int, seed: int) -> np.ndarray:
-  """The dry signal ``name`` (one of :func:`list_names`) as float32 ``[samples, 2]``."""
+  """The dry signal ``name`` (of any set, or the piano) as float32 ``[samples, 2]``."""
   if name == PIANO_NAME:
     return piano.stereo_piano(piano_seconds, sample_rate, seed)
-  return signals.stereo_sweep(name, seconds_per_signal, sample_rate, seed)
+  if name in signals.WAVEFORMS:
+    return signals.stereo_sweep(name, seconds_per_signal, sample_rate, seed)
+  return capture_signals.capture_signal(name, seconds_per_signal, sample_rate, seed)
 
 
 def resolve_effects(preset_names, plugin: str | None, plugin_parameters: dict | None) -> dict:
@@ -113,7 +122,8 @@ def synthesize(out_dir: str, effects=DEFAULT_EFFECTS, plugin: str | None = None,
                seconds_per_signal: float = DEFAULT_SIGNAL_SECONDS,
                piano_seconds: float = DEFAULT_PIANO_SECONDS,
                sample_rate: int = DEFAULT_SAMPLE_RATE, seed: int = 0,
-               progress: bool = True, dry_only: str | None = None) -> list:
+               progress: bool = True, dry_only: str | None = None,
+               signal_set: str = DEFAULT_SIGNAL_SET) -> list:
   """Writes the dry/wet data set for the chosen effects into ``out_dir``.
 
   Args:
@@ -123,7 +133,7 @@ def synthesize(out_dir: str, effects=DEFAULT_EFFECTS, plugin: str | None = None,
     plugin: path of a VST3/AU plugin rendered as one more effect, named after its file
       (see :func:`components.effects.plugin_effect_name`).
     plugin_parameters: plugin parameter name -> value.
-    seconds_per_signal: length of each sweep signal (seconds).
+    seconds_per_signal: length of each training signal (seconds).
     piano_seconds: length of the piano test set (seconds).
     sample_rate: Hz.
     seed: the same seed (and arguments) gives byte-identical files.
@@ -131,6 +141,8 @@ def synthesize(out_dir: str, effects=DEFAULT_EFFECTS, plugin: str | None = None,
     dry_only: instead of rendering effects, write only the dry files, as
       ``DRY_ONLY - pre - NAME.wav``: the material to play through a hardware effect
       (re-amping), whose recorded outputs become ``DRY_ONLY - post - NAME.wav``.
+    signal_set: the training signals, a key of :data:`SIGNAL_SETS` ('rich' by default;
+      'classic' is the earlier set of five sweeps).
   Returns:
     paths of all files of the data set, pre before post, effect by effect. Files that
     already hold identical bytes are left untouched.
@@ -151,8 +163,8 @@ def synthesize(out_dir: str, effects=DEFAULT_EFFECTS, plugin: str | None = None,
     boards = {}
   else:
     boards = resolve_effects(effects, plugin, plugin_parameters)
+  names = list_names(signal_set)
   piano.require_fluidsynth()
-  names = list_names()
   from pipeline.progress import Bar  # pylint: disable=import-outside-toplevel
   paths = []
   with Bar(len(names) * (1 + len(boards)), desc='fxemu synth', unit='steps',

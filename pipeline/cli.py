@@ -19,6 +19,7 @@ import sys
 import time
 from typing import List, Optional
 
+from components import effects as effects_lib
 from pipeline.configs import field_default
 from pipeline.configs import parse_text
 
@@ -91,6 +92,7 @@ def _synth(args) -> int:
   effects = [e.strip() for e in args.effects.split(',') if e.strip()]
   paths = synth.synthesize(args.out, effects=effects, plugin=args.plugin,
                            seed=args.seed, progress=not args.quiet, dry_only=args.dry_only,
+                           signal_set=args.signals,
                            **({'seconds_per_signal': args.seconds} if args.seconds else {}),
                            **({'piano_seconds': args.piano_seconds} if args.piano_seconds else {}))
   print(f'wrote {len(paths)} files to {args.out}')
@@ -112,8 +114,8 @@ def ensure_default_data(config) -> None:
     raise SystemExit(f'fxemu: no data for effect {config.effect!r} in {config.data_path}, and '
                      f'it is not a built-in preset ({", ".join(sorted(synth.effects.PRESETS))}); '
                      'pass --data-dir')
-  print(f'making the default data set in {config.data_path} ...', flush=True)
-  synth.synthesize(config.data_path, effects=sorted(synth.effects.PRESETS))
+  print(f'making the default data set of {config.effect} in {config.data_path} ...', flush=True)
+  synth.synthesize(config.data_path, effects=(config.effect,))
 
 
 def _format_db(value: Optional[float]) -> str:
@@ -228,12 +230,19 @@ def build_parser() -> argparse.ArgumentParser:
 
   synth = commands.add_parser(
       'synth', help='make the default data set',
-      description='Write dry training signals (sine, square, saw, poly-saw, triangle sweeps), '
-      'a piano test piece rendered from MIDI, and their wet versions through each effect, '
-      'as "EFFECT - pre|post - NAME.wav" (16-bit stereo 44.1 kHz).')
+      description='Write dry training signals (the rich capture signal: noise bursts and '
+      'sweeps from -60 to 0 dBFS, plucked and struck tones, level ramps and steps, a '
+      'poly-saw sweep, a repeated segment; or the classic sine, square, saw, poly-saw and '
+      'triangle sweeps), a piano test piece rendered from MIDI, and their wet versions '
+      'through each effect, as "EFFECT - pre|post - NAME.wav" (16-bit stereo 44.1 kHz).',
+      epilog='effect presets:\n' + '\n'.join(
+          f'  {line}' for line in effects_lib.describe_presets().splitlines()),
+      formatter_class=argparse.RawDescriptionHelpFormatter)
   synth.add_argument('--out', default=os.path.join('work', 'data'), help='output directory')
-  synth.add_argument('--effects', default='lowpass,overdrive,compressor',
-                     help='comma-separated effect presets to render')
+  synth.add_argument('--effects', default=','.join(effects_lib.PRESETS),
+                     help='comma-separated effect presets to render (see below)')
+  synth.add_argument('--signals', default='rich', choices=('rich', 'classic'),
+                     help='the training signal set (default: rich)')
   synth.add_argument('--plugin', default=None,
                      help='path of a VST3/AU plugin to render as an extra effect')
   synth.add_argument('--seconds', type=float, default=None,

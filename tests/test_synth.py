@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 import numpy as np
 import pytest
 
+from components import capture_signals
 from components import effects
 from components import piano
 from components import signals
@@ -43,11 +44,14 @@ def spread_db(levels):
   return np.percentile(levels, 95) - np.percentile(levels, 5)
 
 
+EFFECTS = ('lowpass', 'overdrive', 'compressor')
+
+
 @pytest.fixture(scope='module')
 def dataset(tmp_path_factory):
   out = tmp_path_factory.mktemp('synth')
-  paths = synth.synthesize(str(out), seconds_per_signal=SECONDS, piano_seconds=PIANO_SECONDS,
-                           progress=False)
+  paths = synth.synthesize(str(out), effects=EFFECTS, seconds_per_signal=SECONDS,
+                           piano_seconds=PIANO_SECONDS, progress=False)
   return out, paths
 
 
@@ -60,12 +64,15 @@ def sine():
 
 def test_writes_every_pair_with_the_naming_convention(dataset):
   out, paths = dataset
-  expected = {f'{e} - {side} - {n}.wav' for e in ('lowpass', 'overdrive', 'compressor')
+  expected = {f'{e} - {side} - {n}.wav' for e in EFFECTS
               for side in ('pre', 'post') for n in synth.list_names()}
   assert set(os.listdir(out)) == expected
   assert sorted(os.path.basename(p) for p in paths) == sorted(expected)
-  assert synth.list_names() == ('sine', 'square', 'saw', 'polysaw', 'triangle', 'piano')
+  assert synth.list_names() == ('bursts', 'plucks', 'ramps', 'polysaw', 'repeat', 'piano')
+  assert synth.list_names('classic') == ('sine', 'square', 'saw', 'polysaw', 'triangle',
+                                         'piano')
   assert synth.effects.PRESETS is effects.PRESETS   # what `fxemu` checks --effect against
+  assert synth.DEFAULT_EFFECTS == tuple(effects.PRESETS)
 
 
 def test_files_are_16_bit_stereo_44k_and_pairs_align(dataset):
@@ -83,7 +90,7 @@ def test_files_are_16_bit_stereo_44k_and_pairs_align(dataset):
 
 def test_files_read_back_with_the_pipeline_reader(dataset):
   out, _ = dataset
-  audio, info = wav.read_wav(os.path.join(out, 'overdrive - post - saw.wav'))
+  audio, info = wav.read_wav(os.path.join(out, 'overdrive - post - ramps.wav'))
   assert audio.shape == (round(SECONDS * SR), 2) and info.subtype == 'PCM_16'
 
 
@@ -91,18 +98,18 @@ def test_outputs_never_clip(dataset):
   _, paths = dataset
   for path in paths:
     pcm, _ = load_pcm16(path)
-    assert np.max(np.abs(pcm.astype(np.int32))) < 32000, path   # below -0.2 dBFS
+    assert np.max(np.abs(pcm.astype(np.int32))) < 32000, (path, np.max(np.abs(pcm)))
 
 
 def test_same_seed_same_bytes_and_rerun_leaves_files_untouched(dataset, tmp_path):
   out, paths = dataset
-  again = synth.synthesize(str(tmp_path / 'a'), seconds_per_signal=SECONDS,
+  again = synth.synthesize(str(tmp_path / 'a'), effects=EFFECTS, seconds_per_signal=SECONDS,
                            piano_seconds=PIANO_SECONDS, progress=False)
   for first, second in zip(paths, again):
     with open(first, 'rb') as f, open(second, 'rb') as g:
       assert f.read() == g.read(), second
   before = {p: os.stat(p).st_mtime_ns for p in again}
-  synth.synthesize(str(tmp_path / 'a'), seconds_per_signal=SECONDS,
+  synth.synthesize(str(tmp_path / 'a'), effects=EFFECTS, seconds_per_signal=SECONDS,
                    piano_seconds=PIANO_SECONDS, progress=False)
   assert {p: os.stat(p).st_mtime_ns for p in again} == before
   assert sorted(os.listdir(tmp_path / 'a')) == sorted(os.listdir(out))   # no leftovers
@@ -127,14 +134,17 @@ def test_changed_content_is_rewritten(dataset, tmp_path):
 
 
 def test_bad_arguments_fail_before_writing(tmp_path):
-  with pytest.raises(ValueError, match='unknown effect preset .*lowpass, overdrive, compressor'):
+  with pytest.raises(ValueError, match='unknown effect preset .*lowpass, overdrive, compressor, '
+                     'fuzz, tube_cab, comp_drive'):
     synth.synthesize(str(tmp_path), effects=('lowpass', 'reverb'), progress=False)
   with pytest.raises(effects.PluginLoadError, match='no such plugin'):
-    synth.synthesize(str(tmp_path), plugin=str(tmp_path / 'Fuzz.vst3'), progress=False)
+    synth.synthesize(str(tmp_path), plugin=str(tmp_path / 'Wah.vst3'), progress=False)
   with pytest.raises(ValueError, match='no effect chosen'):
     synth.synthesize(str(tmp_path), effects=(), progress=False)
   with pytest.raises(ValueError, match='without a plugin'):
     synth.synthesize(str(tmp_path), plugin_parameters={'drive': 1.0}, progress=False)
+  with pytest.raises(ValueError, match="unknown signal set 'nice'; choose from rich, classic"):
+    synth.synthesize(str(tmp_path), signal_set='nice', progress=False)
   assert os.listdir(tmp_path) == []
 
 
@@ -199,6 +209,45 @@ def test_any_length_and_seed_gives_a_clean_signal(waveform, seconds, seed):
   assert np.all(np.isfinite(x)) and np.max(np.abs(x)) <= 10 ** (-3 / 20) * headroom + 1e-6
   tail = min(signals.TAIL_SECONDS, seconds / 4)
   assert np.all(x[-int(tail * SR * 0.9):] == 0)   # silent tail for effect tails
+
+
+# --- The rich capture signal ---------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def rich():
+  return {name: capture_signals.capture_signal(name, 6.0, SR, seed=2)
+          for name in capture_signals.NAMES}
+
+
+def test_rich_signals_are_clean_stereo_below_full_scale(rich):
+  for name, x in rich.items():
+    assert x.shape == (6 * SR, 2) and x.dtype == np.float32, name
+    assert np.all(np.isfinite(x)) and np.max(np.abs(x)) <= 10 ** (capture_signals.PEAK_DB / 20) + 1e-6
+    assert abs(np.corrcoef(x[:, 0], x[:, 1])[0, 1]) < 0.95, name
+  np.testing.assert_array_equal(capture_signals.capture_signal('bursts', 1.0, SR, seed=2),
+                                capture_signals.capture_signal('bursts', 1.0, SR, seed=2))
+
+
+def test_rich_signals_cover_levels_from_minus_60_to_0_dbfs(rich):
+  """Bursts and ramps reach into the quiet levels music has and the sweeps lack."""
+  for name in ('bursts', 'ramps'):
+    peaks = frame_db(rich[name][:, 0], frame=SR // 20, power='peak')
+    sounding = peaks[peaks > -100]
+    assert sounding.min() < -50 and sounding.max() > -8, name
+    assert spread_db(sounding) > 30, name
+  plucks = frame_db(rich['plucks'].mean(axis=1), frame=SR // 10)
+  assert spread_db(plucks[plucks > -100]) > 25                # decays and soft notes
+
+
+def test_plucks_use_no_piano_and_decay():
+  assert not set(capture_signals.PLUCK_PROGRAMS) & set(range(0, 8))   # GM pianos are 0-7
+
+
+def test_repeat_holds_two_identical_halves(rich):
+  x = rich['repeat']
+  first, second = capture_signals.repeat_halves(len(x))
+  np.testing.assert_array_equal(x[first], x[second])
+  assert np.std(x[first]) > 1e-3
 
 
 # --- Piano ---------------------------------------------------------------------------
@@ -289,6 +338,43 @@ def test_presets_treat_channels_independently_and_keep_length():
     for channel in range(2):
       alone = effects.apply_effect(effects.preset(name), stereo[:, channel:channel + 1], SR)
       np.testing.assert_array_equal(alone[:, 0], together[:, channel])
+
+
+def test_fuzz_clips_hard_and_tube_drive_is_asymmetric():
+  y = effects.apply_effect(effects.preset('fuzz'), tone(500, -12.0, 1.0), SR)[SR // 2:, 0]
+  spectrum = np.abs(np.fft.rfft(y))                        # 2 Hz bins
+  assert spectrum[750] > 0.25 * spectrum[250]              # strong 3rd harmonic (square-like)
+  assert spectrum[500] < 0.01 * spectrum[250]              # symmetric: no 2nd harmonic
+  shaper = effects.AsymmetricShaper(drive_db=18.0, bias=0.4)
+  x = tone(500, -12.0, 1.0).T.astype(np.float32)
+  assert np.all(shaper(np.zeros([2, 100], np.float32)) == 0.0)       # silent for silence
+  shaped = np.abs(np.fft.rfft(shaper(x)[0, SR // 2:]))
+  assert shaped[500] > 0.05 * shaped[250]                  # even harmonics: asymmetric
+  y = effects.apply_effect(effects.preset('tube_cab'), tone(500, -12.0, 1.0), SR)[SR // 2:, 0]
+  assert np.abs(np.fft.rfft(y))[500] > 0.02 * np.abs(np.fft.rfft(y))[250]
+
+
+def test_cabinet_ir_is_a_speaker_band_with_a_decay():
+  ir = effects.cabinet_ir()
+  assert ir.dtype == np.float32 and len(ir) == round(0.04 * effects.CABINET_SAMPLE_RATE)
+  response = np.abs(np.fft.rfft(ir, 1 << 16))
+  freqs = np.fft.rfftfreq(1 << 16, 1 / effects.CABINET_SAMPLE_RATE)
+  band = lambda lo, hi: np.mean(response[(freqs > lo) & (freqs < hi)])
+  assert band(1000, 3000) > 3 * band(10, 40) and band(1000, 3000) > 30 * band(10000, 20000)
+  assert np.max(response) == pytest.approx(1.0, rel=0.01)
+  energy = np.cumsum(ir.astype(np.float64) ** 2)
+  assert energy[len(ir) // 2] > 0.95 * energy[-1]          # decays within the first half
+
+
+def test_compressor_into_drive_depends_on_the_recent_level():
+  """comp_drive has memory: the same burst comes out differently after a loud passage."""
+  board = effects.preset('comp_drive')
+  burst = tone(300, -20.0, 0.3)
+  loud_first = np.concatenate([tone(300, -3.0, 0.3), burst])
+  quiet_first = np.concatenate([tone(300, -40.0, 0.3), burst])
+  after_loud = effects.apply_effect(board, loud_first, SR)[int(0.3 * SR):int(0.35 * SR), 0]
+  after_quiet = effects.apply_effect(board, quiet_first, SR)[int(0.3 * SR):int(0.35 * SR), 0]
+  assert np.std(after_quiet) > 1.5 * np.std(after_loud)
 
 
 def test_effect_state_is_reset_between_files():
