@@ -159,9 +159,9 @@ def print_run_summary(config, result, stages: bool = True) -> None:
   overall = result.metrics.get('overall', {})
   if overall:
     print(f'\ntest metrics ({config.effect}, test split, all files):')
-    print(f'  {"":22s} {"ESR (dB)":>9s} {"RMSE":>9s}')
+    print(f'  {"":22s} {"ESR (dB)":>9s} {"RMSE":>9s} {"MRSTFT":>8s}')
     print(f'  {"model":22s} {_format_db(overall.get("esr_db")):>9s} '
-          f'{overall.get("rmse", float("nan")):9.5f}')
+          f'{overall.get("rmse", float("nan")):9.5f} {overall.get("mrstft", float("nan")):8.3f}')
     print(f'  {"identity (out = in)":22s} {_format_db(overall.get("identity_esr_db")):>9s} '
           f'{overall.get("identity_rmse", float("nan")):9.5f}')
     per_file = {k: v for k, v in result.metrics.items()

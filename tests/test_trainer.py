@@ -177,11 +177,11 @@ ARCHITECTURES = {
                               wavenet_kernel=4, wavenet_dilations=(1, 3), fir_taps=16,
                               fir_lookahead=5),
     'hybrid': dict(model='hybrid', wavenet_channels=(4, 3), wavenet_dilations=(1, 2),
-                   condition_channels=2, latent_channels=4, latent_dilations=(1, 2, 4, 8),
-                   fir_taps=0),
+                   condition_channels=2, condition_latent_channels=4,
+                   condition_dilations=(1, 2, 4, 8), fir_taps=0),
     'hybrid_agc_fir': dict(model='hybrid', wavenet_channels=(4,), wavenet_dilations=(1, 2, 4),
-                           condition_channels=2, latent_channels=4, latent_dilations=(1, 2),
-                           agc_strength=1.0, agc_windows_ms=(2, 10)),
+                           condition_channels=2, condition_latent_channels=4,
+                           condition_dilations=(1, 2), agc_strength=1.0, agc_windows_ms=(2, 10)),
 }
 
 
@@ -347,7 +347,7 @@ def test_run_fn_trains_a_hybrid_on_a_time_budget_with_cropped_context(dataset, t
   """train_seconds stops training on time; the input pipeline drops the context the
   receptive field does not reach; the result still learns the effect and exports."""
   config = TrainConfig(**{**SMALL, **ARCHITECTURES['hybrid'], 'fir_taps': 64,
-                          'latent_dilations': (1,), 'train_seconds': 6.0, 'epochs': 1000,
+                          'condition_dilations': (1,), 'train_seconds': 6.0, 'epochs': 1000,
                           'learning_rate': 0.004})
   past, future = architectures.receptive_field_extent(config)
   assert model_lib.input_crop(config) == (CONTEXT - past, CONTEXT - future)

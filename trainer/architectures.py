@@ -321,8 +321,8 @@ def wavenet_reach(config: TrainConfig) -> int:
 def condition_reach(config: TrainConfig) -> int:
   """Past samples the hybrid's causal conv-transpose path sees: 2 K + S R - 2 for encoder
   and decoder kernel K, stride S and a latent reach of R = (latent_kernel - 1) x
-  sum(latent_dilations) frames (the worst case over a sample's place in its frame)."""
-  frames = (config.latent_kernel - 1) * sum(config.latent_dilations)
+  sum(condition_dilations) frames (the worst case over a sample's place in its frame)."""
+  frames = (config.latent_kernel - 1) * sum(config.condition_dilations)
   return 2 * config.conv_kernel + config.conv_stride * frames - 2
 
 
@@ -457,21 +457,26 @@ def _causal_condition(config: TrainConfig, x3):
   The input is padded by K - 1 samples in front (and to a multiple of S), so latent frame
   f encodes samples ``[f S - K + 1, f S]``; causal dilated latent convolutions; the
   Conv1DTranspose writes frame f to samples ``[f S, f S + K)``: no output sample sees
-  its future. Zero in, zero out (no encoder/decoder bias, silent latent layers).
+  its future. Zero in, zero out (no encoder/decoder bias, silent latent layers). The
+  decoder starts at zero.
   """
-  s, k, c = config.conv_stride, config.conv_kernel, config.latent_channels
+  s, k, c = config.conv_stride, config.conv_kernel, config.condition_latent_channels
   padded = PadTime(k - 1, 0, s, name='condition_pad')(x3)              # [b, K - 1 + F S, 1]
   z = keras.layers.Conv1D(c, k, strides=s, use_bias=False, name='condition_encoder')(padded)
   for i in range(config.latent_dense_layers):                            # z: [b, F, c]
     z = SilentDense(c, activation=config.activation, name=f'condition_dense_{i}')(z)
-  for i, dilation in enumerate(config.latent_dilations):
+  for i, dilation in enumerate(config.condition_dilations):
     h = SilentConv1D(c, config.latent_kernel, dilation_rate=dilation, padding='causal',
                      activation=config.activation, name=f'condition_conv_{i}')(z)
     h = keras.layers.Dense(c, use_bias=False, name=f'condition_mix_{i}')(h)
     z = keras.layers.Add(name=f'condition_residual_{i}')([z, h])
   z = SilentDense(c, activation=config.activation, name='condition_out')(z)
+  # Zero-initialised: the hybrid starts as the plain wavenet and grows its slow path only
+  # as far as training asks (a random start let the path fit the training signals'
+  # levels and made the piano 9 dB worse: benchmarks/quality_notes.md).
   decoded = keras.layers.Conv1DTranspose(config.condition_channels, k, strides=s,
-                                         use_bias=False, name='condition_decoder')(z)
+                                         use_bias=False, kernel_initializer='zeros',
+                                         name='condition_decoder')(z)
   return CropTime(0, name='condition_crop')([decoded, x3])                 # [b, t, m]
 
 

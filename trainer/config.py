@@ -112,9 +112,15 @@ class TrainConfig:
   condition_channels: int = _field(4, 'hybrid: channels of the slow conditioning signal the '
                                    'conv-transpose path decodes (level, dynamics, long '
                                    'memory) and feeds, beside the audio, into every layer of '
-                                   'the full-rate path. The conv path is causal: its strided '
-                                   'encoder, latent_dilations and Conv1DTranspose decoder '
-                                   'see only the past.')
+                                   'the full-rate path. The path is causal: its strided '
+                                   'encoder (conv_stride, conv_kernel), latent and '
+                                   'Conv1DTranspose decoder see only the past.')
+  condition_latent_channels: int = _field(32, 'hybrid: channels of the conditioning path\'s '
+                                          'latent frames.')
+  condition_dilations: Tuple[int, ...] = _field(
+      (1, 2, 4, 8, 16), 'hybrid: dilations (frames) of the conditioning path\'s causal latent '
+      'convolutions (kernel latent_kernel); its memory is about conv_stride x (latent_kernel '
+      '- 1) x sum(condition_dilations) samples.')
 
   # --- Training --------------------------------------------------------------------
   loss: str = _field('esr', 'Training loss: a term or a weighted sum of terms such as '
@@ -153,7 +159,7 @@ class TrainConfig:
 
   def __post_init__(self):
     for name in ('latent_dilations', 'tcn_dilations', 'stft_fft_sizes', 'agc_windows_ms',
-                 'wavenet_channels', 'wavenet_dilations'):
+                 'wavenet_channels', 'wavenet_dilations', 'condition_dilations'):
       setattr(self, name, tuple(int(v) for v in _as_sequence(getattr(self, name))))
     self.validate()
 
@@ -171,7 +177,7 @@ class TrainConfig:
     for name in ('sample_rate', 'window_samples', 'conv_stride', 'conv_kernel',
                  'latent_channels', 'latent_kernel', 'dense_frame_samples', 'dense_units',
                  'tcn_channels', 'tcn_kernel', 'epochs', 'batch_size', 'modulation_taps',
-                 'wavenet_kernel'):
+                 'wavenet_kernel', 'condition_latent_channels'):
       check(getattr(self, name) > 0, f'{name} must be positive, got {getattr(self, name)}')
     for name in ('context_samples', 'fir_taps', 'fir_lookahead', 'latent_dense_layers',
                  'dense_layers', 'modulation_channels', 'warmup_steps', 'clipnorm',
@@ -184,7 +190,8 @@ class TrainConfig:
     check(self.latent_kernel % 2 == 1, 'latent_kernel must be odd')
     check(self.fir_taps == 0 or self.fir_lookahead < self.fir_taps,
           'fir_lookahead must be smaller than fir_taps')
-    check(all(d > 0 for d in self.latent_dilations + self.tcn_dilations),
+    check(all(d > 0 for d in self.latent_dilations + self.tcn_dilations
+              + self.condition_dilations),
           'dilations must be positive')
     check(len(self.tcn_dilations) > 0, 'tcn_dilations must not be empty')
     check(len(self.wavenet_channels) > 0 and all(c > 0 for c in self.wavenet_channels),
