@@ -67,3 +67,22 @@ def test_apply_speed(capsys):
                               '0.05', '--repeats', '1'], capsys)
   assert f['dense_apply_rtf'] > 0 and f['dense_flops_per_sample'] > 0
   assert all('rtf' in key for key in f if key.endswith(('_rtf', 'rtf_goal')))
+
+
+def test_peers_without_a_peer(tiny_data, capsys, tmp_path):
+  """The peer table through the real pipeline, on a wall-clock budget (NAM itself needs
+  its own environment, made by the benchmark on first use; not in the test suite)."""
+  from benchmarks import peers
+  small = '{"wavenet_channels": [4], "wavenet_dilations": [1, 2]}'
+  f = _run(peers.main, ['--case', 'toy', '--data', tiny_data, '--models', 'wavenet',
+                        '--train', small, '--budget-seconds', '3', '--peers', 'none',
+                        '--out', str(tmp_path)], capsys)
+  rows = f['toy']
+  assert set(rows) == {'identity', 'fir', 'wavenet'}
+  for row in rows.values():
+    assert row['esr_db'] == row['esr_db'] and row['mrstft'] >= 0.0
+  assert rows['fir']['esr_db'] < rows['identity']['esr_db']
+  assert rows['wavenet']['fit_seconds'] >= 3.0 and rows['wavenet']['steps'] >= 1
+  # Scored by the benchmark's own code and by the Evaluator: the same test audio.
+  assert rows['wavenet']['esr_db'] == pytest.approx(rows['wavenet']['evaluator_esr_db'],
+                                                    abs=0.05)
