@@ -7,9 +7,12 @@ For each effect and protocol it prints ESR (dB), RMSE, train time and parameter 
   fir          least-squares FIR (512 taps, 64 of them look-ahead) fitted by fxemu itself
                on the training material: the best linear model
   dense        the original project's fully connected baseline (trained by the pipeline)
-  conv         the default conv -> dense -> Conv1DTranspose model (trained by the pipeline)
+  conv         the conv -> dense -> Conv1DTranspose model (trained by the pipeline)
   conv_agc     conv with the level-normalising front end (agc_strength=1), for compressors
-  tcn          the causal dilated-convolution (WaveNet-style) option
+  tcn          the causal gated dilated-convolution option
+  wavenet      NAM-style layer arrays at the sample rate
+  hybrid       wavenet conditioned by a causal conv-transpose path
+(against Neural Amp Modeler, on a wall-clock budget: benchmarks/peers.py)
 Protocols:
   A  train/eval on the synthetic signals, test on the whole piano piece (the original
      project's protocol)
@@ -43,6 +46,8 @@ MODEL_VARIANTS = {
     'conv': {'model': 'conv'},
     'conv_agc': {'model': 'conv', 'agc_strength': 1.0},
     'tcn': {'model': 'tcn'},
+    'wavenet': {'model': 'wavenet'},
+    'hybrid': {'model': 'hybrid'},
 }
 PASSAGE_SECONDS = 2.0
 WORST_PASSAGES = 3
