@@ -33,6 +33,11 @@ TINY_CONFIGS = {
                          **_DATA),
     'tcn': TrainConfig(model='tcn', causal=False, tcn_channels=4, tcn_dilations=(1, 2, 4),
                        fir_taps=8, fir_lookahead=3, **_DATA),
+    'wavenet': TrainConfig(model='wavenet', wavenet_channels=(4, 3), wavenet_dilations=(1, 2, 4),
+                           fir_taps=8, fir_lookahead=3, **_DATA),
+    'hybrid': TrainConfig(model='hybrid', wavenet_channels=(4,), wavenet_dilations=(1, 2),
+                          conv_stride=16, conv_kernel=32, condition_latent_channels=4,
+                          condition_dilations=(1, 2), fir_taps=8, fir_lookahead=3, **_DATA),
 }
 
 
@@ -129,7 +134,8 @@ def test_block_plan_aligns_segments_and_covers_everything():
   assert (info.past_context, info.latency) == (96, 48)
 
 
-@pytest.mark.parametrize('name', ['conv_causal', 'conv_noncausal', 'dense', 'tcn'])
+@pytest.mark.parametrize('name', ['conv_causal', 'conv_noncausal', 'dense', 'tcn', 'wavenet',
+                                  'hybrid'])
 @pytest.mark.parametrize('block', [apply.STREAM_BLOCK_SAMPLES, 100])
 def test_stream_equals_whole_file_after_latency(name, block):
   model = KerasModel(TINY_CONFIGS[name])

@@ -51,11 +51,13 @@ def test_unknown_setting_is_rejected():
     TrainConfig(mixed_precision='float16')
 
 
-@pytest.mark.parametrize('name', ['conv', 'tcn', 'dense'])
+@pytest.mark.parametrize('name', ['conv', 'tcn', 'dense', 'wavenet', 'hybrid'])
 def test_mixed_model_keeps_float32_edges_and_its_float32_copy_agrees(name):
   config = TrainConfig(**dict(CONFIG, model=name, agc_strength=1.0 * (name != 'dense'),
                               modulation_channels=2 * (name == 'conv'), dense_frame_samples=256,
-                              dense_units=32, tcn_dilations=(1, 2)))
+                              dense_units=32, tcn_dilations=(1, 2), wavenet_channels=(4, 3),
+                              wavenet_dilations=(1, 2), condition_latent_channels=4,
+                              condition_dilations=(1, 2)))
   with model_lib.dtype_policy('mixed_bfloat16'):
     core = architectures.build_model(config)
   assert keras.mixed_precision.global_policy().name == 'float32'   # restored
@@ -64,7 +66,8 @@ def test_mixed_model_keeps_float32_edges_and_its_float32_copy_agrees(name):
   expected = ('wet',) if name == 'dense' else ('wet', 'to_channels', 'fir', 'agc', 'sum')
   for float32_layer in expected:
     assert layers[float32_layer].compute_dtype == 'float32', float32_layer
-  hidden = [l for l in core.layers if isinstance(l, (keras.layers.Conv1D, keras.layers.Dense))]
+  hidden = [l for l in core.layers if isinstance(l, (keras.layers.Conv1D, keras.layers.Dense,
+                                                    architectures.WaveNetLayer))]
   assert hidden and all(l.compute_dtype == 'bfloat16' for l in hidden)
   assert all(w.dtype == tf.float32 for w in core.weights)   # float32 master weights
   # Make every branch contribute (the decoders start at zero).
