@@ -36,7 +36,7 @@ infos are reported only. Pure NumPy/SciPy (no TensorFlow); audio is float32
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import scipy.fft
@@ -81,10 +81,10 @@ UNLEARNABLE_ESR_DB = -1.0
 #: MODULATION_MIN_HZ or more).
 LAG_SWING_SAMPLES = 2.0
 LAG_DRIFT_SAMPLES = 4.0
-PHASE_SWING_DEGREES = 10.0
+PHASE_SWING_DEGREES = 20.0
 GAIN_SWING_DB = 1.5
 GAIN_SWING_PER_INCOHERENCE_DB = 8.0
-MODULATION_SHARE = 0.35
+MODULATION_SHARE = 0.3
 MODULATION_MIN_HZ = 0.4
 #: The repeat ESR above this (dB) is a warning: the capture does not repeat itself.
 REPEAT_WARNING_DB = -20.0
@@ -96,10 +96,11 @@ REPEAT_IDENTICAL_DB = -60.0
 FRAME = 2048                 # samples per analysis frame (Hann, back to back)
 LOW_HZ = 30.0                # bins below (DC and its window leakage) are left out
 SEGMENT_SECONDS = 0.25       # time-variance segments
-SEGMENT_RANGE_DB = 30.0      # segments within this of the loudest count
+SEGMENT_RANGE_DB = 30.0      # frames and segments within this of the loudest count
+BROADBAND_BINS = 8.0         # ... and with at least this many occupied frequency bins
 BAND_EDGES_HZ = (0.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)
-FIT_BLOCKS = 12              # learnability: blocks spread over the pair, every third held out
-FIT_BLOCK_SECONDS = 0.5
+FIT_GROUPS = 6               # learnability: groups spread over the pair, each fit then test
+FIT_GROUP_SECONDS = 0.6      # per group: 2/3 to fit, the 1/3 right after it held out
 FIR_TAPS, FIR_LOOKAHEAD = 256, 32
 NONLINEAR_GAINS = (0.5, 1.0, 2.0, 4.0)   # tanh curves of the FIR output, in units of its RMS
 ENVELOPE_SECONDS = 0.01
@@ -401,14 +402,22 @@ def spectral_figures(dry: np.ndarray, wet: np.ndarray, sample_rate: int) -> Spec
   expected = sxx @ (transfer.real ** 2 + transfer.imag ** 2)
   energy = sxx.sum(1)
   level = 10.0 * np.log10(energy + 1e-30)
-  used = level > level.max() - SEGMENT_RANGE_DB
+  # A frame of one tone (a sine sweep) samples the transfer function at one frequency:
+  # its gain against the average says little. Frames need BROADBAND_BINS occupied bins
+  # (participation ratio of the dry's power spectrum).
+  occupied = energy ** 2 / np.maximum(np.einsum('ij,ij->i', sxx, sxx), 1e-30)
+  used = (level > level.max() - SEGMENT_RANGE_DB) & (occupied >= BROADBAND_BINS)
   figures.segments = int(np.count_nonzero(used))
   if figures.segments < 8:
     return figures
   gain = projected[used] / np.maximum(expected[used], 1e-30)
   centred = level - np.median(level[used])
-  regressors = [centred, centred ** 2] + [np.concatenate([np.full(k, centred[0]), centred[:-k]])
-                                          for k in (1, 2, 3)]
+  # where the frame's energy is (log of its spectral centroid): a drive's gain depends on
+  # level differently at different frequencies (a sweep at several levels shows it)
+  centroid = np.log(np.maximum(sxx @ freqs, 1e-30) / np.maximum(energy, 1e-30))
+  centroid = centroid - np.median(centroid[used])
+  regressors = [centred, centred ** 2, centroid, centroid ** 2, centred * centroid] + [
+      np.concatenate([np.full(k, centred[0]), centred[:-k]]) for k in (1, 2, 3)]
   regressors = np.column_stack([r[used] for r in regressors])
   gains_db = 20.0 * np.log10(np.abs(gain) + 1e-30)
   phases = np.degrees(np.angle(gain))
@@ -432,7 +441,10 @@ def spectral_figures(dry: np.ndarray, wet: np.ndarray, sample_rate: int) -> Spec
     starts = np.arange(count) * per_segment
     seg_energy = np.add.reduceat(energy[:count * per_segment], starts)
     seg_level = 10.0 * np.log10(seg_energy + 1e-30)
-    loud = seg_level > seg_level.max() - SEGMENT_RANGE_DB
+    seg_power = np.add.reduceat(sxx[:count * per_segment], starts, axis=0)
+    seg_occupied = seg_energy ** 2 / np.maximum(np.einsum('ij,ij->i', seg_power, seg_power),
+                                                1e-30)
+    loud = (seg_level > seg_level.max() - SEGMENT_RANGE_DB) & (seg_occupied >= BROADBAND_BINS)
     lags = np.zeros(0)
     if np.count_nonzero(loud) >= 4:
       cross = np.add.reduceat(sxy[:count * per_segment], starts, axis=0)[loud] * np.conj(
@@ -452,16 +464,17 @@ def spectral_figures(dry: np.ndarray, wet: np.ndarray, sample_rate: int) -> Spec
   return figures
 
 
-def _fit_blocks(length: int, sample_rate: int):
-  """Start and length of the learnability blocks: :data:`FIT_BLOCKS` spread evenly over
-  ``length`` (shorter ones on short recordings), leaving room for the FIR's context."""
+def _fit_groups(length: int, sample_rate: int):
+  """Starts of the learnability groups (:data:`FIT_GROUPS` spread evenly over ``length``,
+  leaving room for the FIR's context) and the length of their held-out part (a third of
+  a group; shorter groups on short recordings)."""
   margin = FIR_TAPS
   usable = length - 2 * margin
-  block = min(int(FIT_BLOCK_SECONDS * sample_rate), usable // FIT_BLOCKS)
-  if block < 4 * FIR_TAPS:
+  group = min(int(FIT_GROUP_SECONDS * sample_rate), usable // FIT_GROUPS)
+  part = group // 3
+  if part < 4 * FIR_TAPS:
     return np.zeros(0, np.int64), 0
-  starts = margin + np.linspace(0, usable - block, FIT_BLOCKS).astype(np.int64)
-  return starts, block
+  return margin + np.linspace(0, usable - 3 * part, FIT_GROUPS).astype(np.int64), part
 
 
 def _least_squares_fir(dry_rows: np.ndarray, wet_rows: np.ndarray, taps: int,
@@ -489,62 +502,75 @@ def _envelope_db(dry: np.ndarray, sample_rate: int) -> np.ndarray:
   return 10.0 * np.log10((cumulative[ends] - cumulative[begins]) / width + 1e-10)
 
 
+def _filtered(rows: np.ndarray, fir: np.ndarray, length: int) -> np.ndarray:
+  """``rows`` (``[rows, length + taps - 1]``, each starting taps - 1 - delay samples before
+  its part) through ``fir``: the FIR output over each part, ``[rows, length]``."""
+  taps = len(fir)
+  size = scipy.fft.next_fast_len(rows.shape[1] + taps, real=True)
+  out = scipy.fft.irfft(scipy.fft.rfft(rows, size, axis=1) * scipy.fft.rfft(fir, size), size,
+                        axis=1)
+  return out[:, taps - 1:taps - 1 + length]
+
+
 def learnability(dry: np.ndarray, wet: np.ndarray, sample_rate: int):
   """Held-out ESR (dB) of (identity, least-squares FIR, tiny nonlinear fit), or Nones.
 
-  ``dry``/``wet`` are aligned ``[samples, channels]``. :data:`FIT_BLOCKS` blocks spread
-  over the recording, channel by channel in turn; every third is held out, the rest fit:
-  (1) a :data:`FIR_TAPS`-tap FIR with :data:`FIR_LOOKAHEAD` taps of look-ahead, (2) a
-  static nonlinearity of its output u (u and tanh curves of it, s = RMS of u: the
-  saturating stage of a drive or fuzz) with a gain that depends on the input's level in
-  dB (what a compressor does), fitted by least squares. Cost is bounded: at most
-  12 x 0.5 s are used, whatever the length.
+  ``dry``/``wet`` are aligned ``[samples, channels]``. :data:`FIT_GROUPS` groups spread
+  over the recording, channel by channel in turn; the first two thirds of each group fit,
+  the third right after it is held out (close in time, so that a sweep's held-out part
+  is at frequencies the fit saw). Fitted by least squares: (1) a :data:`FIR_TAPS`-tap
+  FIR with :data:`FIR_LOOKAHEAD` taps of look-ahead; (2) a static nonlinearity of its
+  output u (u and tanh curves of it in units of its RMS: the saturating stage of a drive
+  or fuzz) with a gain that depends on the input's level in dB (what a compressor
+  does) and a constant (a DC offset). Cost is bounded: at most 6 x 0.6 s are used.
   """
-  starts, block = _fit_blocks(len(dry), sample_rate)
+  starts, part = _fit_groups(len(dry), sample_rate)
   if not len(starts):
     return None, None, None
   channels = dry.shape[1]
-  held_out = np.arange(len(starts)) % 3 == 1
   taps, delay = FIR_TAPS, FIR_LOOKAHEAD
   before = taps - 1 - delay
   picks = [(s, i % channels) for i, s in enumerate(starts)]
-  dry_rows = np.stack([dry[s - before:s + block + delay, c] for s, c in picks]).astype(
-      np.float64)
-  wet_rows = np.stack([wet[s - before:s + block + delay, c] for s, c in picks]).astype(
-      np.float64)
-  inner = slice(before, before + block)
-  fit, test = ~held_out, held_out
-  energy = float(np.sum(wet_rows[test, inner] ** 2))
-  if energy <= 0 or float(np.sum(wet_rows[fit, inner] ** 2)) <= 0:
+
+  def rows(audio, offset, length):
+    return np.stack([audio[s + offset - before:s + offset + length + delay, c]
+                     for s, c in picks]).astype(np.float64)
+
+  fit_dry, fit_wet = rows(dry, 0, 2 * part), rows(wet, 0, 2 * part)
+  test_dry = rows(dry, 2 * part, part)
+  test_wet = np.stack([wet[s + 2 * part:s + 3 * part, c] for s, c in picks]).astype(np.float64)
+  energy = float(np.sum(test_wet ** 2))
+  if energy <= 0 or float(np.sum(fit_wet ** 2)) <= 0:
     return None, None, None
 
   def esr_db(prediction):
-    return dsp.to_db(float(np.sum((wet_rows[test, inner] - prediction) ** 2)) / energy)
+    return dsp.to_db(float(np.sum((test_wet - prediction) ** 2)) / energy)
 
-  identity = esr_db(dry_rows[test, inner])
-  fir = _least_squares_fir(dry_rows[fit], wet_rows[fit], taps, delay)
-  size = scipy.fft.next_fast_len(dry_rows.shape[1] + taps, real=True)
-  u = scipy.fft.irfft(scipy.fft.rfft(dry_rows, size, axis=1) * scipy.fft.rfft(fir, size),
-                      size, axis=1)[:, taps - 1:taps - 1 + block]
-  linear = esr_db(u[test])
-  scale = float(np.sqrt(np.mean(u[fit] ** 2))) or 1.0
-  level = np.stack([_envelope_db(row, sample_rate)[inner] for row in dry_rows])
-  level = (level - np.median(level[fit])) / 20.0
+  identity = esr_db(test_dry[:, before:before + part])
+  fir = _least_squares_fir(fit_dry, fit_wet, taps, delay)
+  u_fit, u_test = _filtered(fit_dry, fir, 2 * part), _filtered(test_dry, fir, part)
+  linear = esr_db(u_test)
+  scale = float(np.sqrt(np.mean(u_fit ** 2))) or 1.0
+  level_fit = np.stack([_envelope_db(r, sample_rate)[before:before + 2 * part]
+                        for r in fit_dry])
+  level_test = np.stack([_envelope_db(r, sample_rate)[before:before + part] for r in test_dry])
+  middle = np.median(level_fit)
 
-  def features(rows, step=1):
+  def features(u, level, step=1):
     """``[samples, features]``: u, tanh curves of it, level-scaled u and curve, a constant."""
-    base, gain = u[rows][:, ::step].reshape(-1), level[rows][:, ::step].reshape(-1)
+    base = u[:, ::step].reshape(-1)
+    gain = (level[:, ::step].reshape(-1) - middle) / 20.0
     v = base / scale
     columns = [base] + [scale / g * np.tanh(g * v) for g in NONLINEAR_GAINS]
     columns += [columns[0] * gain, columns[1] * gain, np.full_like(v, scale)]
     return np.column_stack(columns)
 
-  design = features(fit, 2)            # every other sample is plenty for 8 coefficients
-  target = wet_rows[fit, inner][:, ::2].reshape(-1)
+  design = features(u_fit, level_fit, 2)    # every other sample is plenty for 8 numbers
+  target = fit_wet[:, before:before + 2 * part][:, ::2].reshape(-1)
   normal = design.T @ design
   normal[np.diag_indices_from(normal)] += 1e-6 * np.trace(normal) / len(normal)
   coefficients = np.linalg.solve(normal, design.T @ target)
-  nonlinear = esr_db((features(test) @ coefficients).reshape(-1, block))
+  nonlinear = esr_db((features(u_test, level_test) @ coefficients).reshape(-1, part))
   return identity, linear, nonlinear
 
 
@@ -744,16 +770,18 @@ def _hygiene_findings(check: PairCheck) -> List[Finding]:
 
 def check_audio(pair: pairs_lib.Pair, dry: np.ndarray, wet: np.ndarray, sample_rate: int,
                 settings: CheckSettings,
-                estimate: Optional[dsp.LatencyEstimate] = None) -> PairCheck:
+                estimate: Optional[dsp.LatencyEstimate] = None,
+                levels: Optional[Tuple[SideLevels, SideLevels]] = None) -> PairCheck:
   """The check of one decoded pair (float32 ``[samples, channels]`` each, as recorded).
 
-  ``estimate`` is the latency of the pair's mono mixes if already known (the
-  AudioExampleGen estimates it once for the check and for ``--align``).
+  ``estimate`` (:func:`measure_latency`) and ``levels`` (:func:`side_levels` of dry and
+  wet) are passed when already known: the AudioExampleGen measures them once for the
+  check, for ``--align`` and for its summary.
   """
   check = PairCheck(pair.effect, pair.name, pair.pre_path, pair.post_path,
                     sample_rate=sample_rate, channels=dry.shape[1],
                     seconds=round(len(dry) / sample_rate, 3))
-  check.dry, check.wet = side_levels(dry), side_levels(wet)
+  check.dry, check.wet = levels or (side_levels(dry), side_levels(wet))
   mono_dry, mono_wet = mono(dry), mono(wet)
   if estimate is None:
     n = min(len(dry), len(wet))
