@@ -26,7 +26,10 @@ from pipeline.configs import parse_text
 
 
 def _quiet(verbose: bool) -> None:
-  """TF/TFX/Beam logging: errors only (our own progress lines stay), or everything with -v."""
+  """TF/TFX/Beam logging: none (our own progress lines and error messages stay), or
+  everything with -v. Not even their errors by default: a failing stage makes TFX log
+  lines such as ``ERROR:absl:Execution 6 failed.`` before the exception reaches us, and
+  fxemu prints the failure itself, with what to change."""
   os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
   if not verbose:
     # 3: also the harmless 'Unable to register cuDNN/cuFFT factory' lines at import.
@@ -36,15 +39,15 @@ def _quiet(verbose: bool) -> None:
     warnings.filterwarnings('ignore')
   import logging
   import absl.logging
-  absl.logging.set_verbosity(absl.logging.INFO if verbose else absl.logging.ERROR)
-  level = logging.INFO if verbose else logging.ERROR
+  absl.logging.set_verbosity(absl.logging.INFO if verbose else absl.logging.FATAL)
+  level = logging.INFO if verbose else logging.CRITICAL
   logging.getLogger().setLevel(level)
   for name in ('absl', 'apache_beam', 'tensorflow', 'tfx', 'ml_metadata',
                'apache_beam.runners.portability.local_job_service'):
     logging.getLogger(name).setLevel(level)
   if not verbose:
     import tensorflow as tf
-    tf.get_logger().setLevel(logging.ERROR)
+    tf.get_logger().setLevel(logging.CRITICAL)
 
 
 TRAIN_FIELDS_SET_BY_PIPELINE = ('window_samples', 'context_samples', 'sample_rate')
