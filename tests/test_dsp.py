@@ -142,15 +142,15 @@ def test_estimate_latency_finds_a_pure_delay(lag):
 RATE = 8000
 
 
-def _excitation(rng, seconds: float) -> np.ndarray:
-  """Noise bursts and a sine sweep at random levels with silences: like a capture signal."""
+def _excitation(rng, seconds: float, sweeps: bool = True) -> np.ndarray:
+  """Noise bursts and sine sweeps at random levels with silences: like a capture signal."""
   n = int(seconds * RATE)
   out = np.zeros(n)
   t = 0
   while t < n:
     length = int(rng.uniform(0.1, 0.4) * RATE)
     level = 10 ** (rng.uniform(-40, -3) / 20)
-    if rng.random() < 0.5:
+    if rng.random() < 0.5 or not sweeps:
       piece = rng.standard_normal(length)
     else:
       f = np.cumsum(np.geomspace(50, 3000, length)) / RATE
@@ -187,7 +187,7 @@ def test_estimate_latency_finds_an_offset_through_a_random_nonlinear_chain(
   wet = wet + 10 ** (noise_db / 20) * rng.standard_normal(len(wet))
   # The chain's filters delay it a little by themselves (group delay): the reference.
   own = dsp.estimate_latency(dry, wet, RATE)
-  assert abs(own.samples) <= 40 and own.confidence > 0.3, own
+  assert abs(own.samples) <= 40 and own.confidence > 0.2, own
   # The wet recording starts `offset` samples later (offset > 0: latency) or earlier.
   if offset >= 0:
     wet = np.concatenate([np.zeros(offset), wet])[:len(dry)]
@@ -195,7 +195,7 @@ def test_estimate_latency_finds_an_offset_through_a_random_nonlinear_chain(
     wet, dry = wet[-offset:], dry[:len(dry) + offset]
   estimate = dsp.estimate_latency(dry, wet, RATE)         # +-1 s
   assert abs(estimate.samples - own.samples - offset) <= 1, (own, estimate)
-  assert estimate.confidence > 0.3 and not estimate.beyond_range, estimate
+  assert estimate.confidence > 0.2 and not estimate.beyond_range, estimate
 
 
 def test_estimate_latency_beyond_the_range_says_so():
@@ -208,10 +208,11 @@ def test_estimate_latency_beyond_the_range_says_so():
   assert inside.samples == int(1.2 * RATE) and not inside.beyond_range
 
 
-def test_estimate_latency_of_unrelated_signals_is_not_confident():
-  rng = np.random.default_rng(4)
-  estimate = dsp.estimate_latency(_excitation(rng, 3.0), _excitation(rng, 3.0), RATE)
-  assert estimate.confidence < 0.3
+@pytest.mark.parametrize('seed', range(5))
+def test_estimate_latency_of_unrelated_signals_is_not_confident(seed):
+  rng = np.random.default_rng(seed)         # two takes of different noise bursts
+  dry, other = _excitation(rng, 3.0, sweeps=False), _excitation(rng, 3.0, sweeps=False)
+  assert dsp.estimate_latency(dry, np.tanh(4 * other), RATE).confidence < 0.2
 
 
 def test_trim_latency_keeps_the_common_part():
