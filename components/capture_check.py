@@ -694,7 +694,7 @@ def analysis_findings(check: PairCheck, aligned: bool = True) -> List[Finding]:
   found = []
   if aligned:
     found += _relation_findings(check)
-  found += _hygiene_findings(check)
+  found += _hygiene_findings(check, aligned)
   return found
 
 
@@ -745,8 +745,9 @@ def _relation_findings(check: PairCheck) -> List[Finding]:
   return found
 
 
-def _hygiene_findings(check: PairCheck) -> List[Finding]:
-  """Clipping, DC offset, noise floor and repeatability findings."""
+def _hygiene_findings(check: PairCheck, aligned: bool) -> List[Finding]:
+  """Clipping, DC offset, noise floor (only where dry and wet line up: the wet's level
+  where the dry is silent means nothing at a wrong lag) and repeatability findings."""
   found = []
   post = check.post_path
   for side, path, levels in (('dry', check.pre_path, check.dry), ('wet', post, check.wet)):
@@ -763,7 +764,8 @@ def _hygiene_findings(check: PairCheck) -> List[Finding]:
           f'{path}: DC offset at {levels.dc_offset_db:.1f} dBFS (a channel\'s mean is not 0): '
           'a sign of a faulty interface input or pedal output; high-pass the recording '
           'below 10 Hz or fix the chain')))
-  if check.noise_floor_db is not None and check.noise_floor_db > NOISE_FLOOR_DB:
+  if check.noise_floor_db is not None and check.noise_floor_db > NOISE_FLOOR_DB and \
+      aligned and (check.coherence or 0.0) >= MIN_COHERENCE:   # else "silence" is elsewhere
     found.append(Finding(WARNING, 'noise_floor', (
         f'{post}: noisy: {check.noise_floor_db:.1f} dBFS where the dry is silent (above '
         f'{NOISE_FLOOR_DB:g} dBFS): hum, hiss or a noise gate\'s leak that the model must '
@@ -825,6 +827,15 @@ def check_audio(pair: pairs_lib.Pair, dry: np.ndarray, wet: np.ndarray, sample_r
   check.noise_floor_db = None if floor is None else round(floor, 1)
   repeat = repeat_esr_db(dry, wet, estimate.samples)
   check.repeat_esr_db = None if repeat is None else round(repeat, 2)
+  aligned = not estimate.beyond_range and check.coherence >= MIN_COHERENCE
+  if not aligned:
+    # At a wrong lag (or for unrelated files) swings and "silence" measure nothing; the
+    # latency or coherence error says what is wrong, a weak-latency warning adds nothing.
+    for name in ('lag_swing_samples', 'lag_drift_samples', 'gain_swing_db',
+                 'phase_swing_degrees', 'modulation_hz', 'modulation_share', 'noise_floor_db'):
+      setattr(check, name, None)
+    check.findings = [f for f in check.findings
+                      if not (f.check == 'latency' and f.severity == WARNING)]
   check.findings += analysis_findings(check, aligned=not estimate.beyond_range)
   return check
 
@@ -883,7 +894,9 @@ def check_directory(directory: str, effect: Optional[str],
 # --- Text ----------------------------------------------------------------------------------
 
 def _cell(value, fmt: str) -> str:
-  return '-' if value is None else format(value, fmt)
+  if value is None:
+    return '-'
+  return '<-120' if fmt.endswith('f') and value < -120 else format(value, fmt)
 
 
 def format_table(checks: Sequence[PairCheck]) -> List[str]:

@@ -279,9 +279,10 @@ PHAT_BETA = 0.8
 #: Peaks of the correlation closer than this (samples, ~5 ms at 44.1 kHz) to the main one
 #: count as the same event (an effect's impulse response spreads its peak), not as a rival.
 LATENCY_GUARD_SAMPLES = 220
-#: A peak beyond the search range this many times higher than the best one inside means
-#: the latency lies outside the range.
+#: A peak beyond the search range this many times higher than the best one inside, and
+#: itself this clear of its rivals (confidence), means the latency lies outside the range.
 BEYOND_RANGE_RATIO = 1.5
+BEYOND_RANGE_CONFIDENCE = 0.3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,8 +299,10 @@ class LatencyEstimate:
     search_samples: the range searched (the requested one, or less on short signals).
     strongest_samples: the lag of the highest peak over every lag the signals' lengths
       allow, inside the range or not.
-    beyond_range: the latency is not inside the range: the estimate sits on its edge, or
-      the strongest peak lies outside it and is clearly (BEYOND_RANGE_RATIO) higher.
+    beyond_range: the latency is not inside the range: a clear estimate (confidence of
+      BEYOND_RANGE_CONFIDENCE or more) sits on its edge, or the strongest peak lies
+      outside it, clearly (BEYOND_RANGE_RATIO) higher and clear of its own rivals.
+      Unrelated signals (different takes) have no clear peak anywhere: not beyond.
   """
   samples: int
   fine_samples: float
@@ -350,19 +353,27 @@ def estimate_latency(dry: np.ndarray, wet: np.ndarray, max_lag: int,
   # every lag, as a signed lag in (-size/2, size/2]
   strongest_index = int(np.argmax(correlation))
   strongest = strongest_index if strongest_index <= size // 2 else strongest_index - size
-  rivals = correlation.copy()
-  rivals[(lag + np.arange(-guard, guard + 1)) % size] = 0.0   # the main peak's own lobe
-  rival = float(rivals.max())
-  confidence = float(np.clip(1.0 - rival / peak, 0.0, 1.0)) if peak > 0 else 0.0
+  confidence = _peak_confidence(correlation, lag, guard)
   left, right = correlation[(lag - 1) % size], correlation[(lag + 1) % size]
   curvature = left - 2.0 * peak + right
   fine = lag + (0.5 * (left - right) / curvature if curvature < 0 else 0.0)
-  beyond = bool((search > 0 and abs(lag) >= search) or
-                (abs(strongest) > search and
-                 correlation[strongest_index] > BEYOND_RANGE_RATIO * peak))
+  beyond = bool((search > 0 and abs(lag) >= search and confidence >= BEYOND_RANGE_CONFIDENCE)
+                or (abs(strongest) > search and
+                    correlation[strongest_index] > BEYOND_RANGE_RATIO * peak and
+                    _peak_confidence(correlation, strongest, guard) >= BEYOND_RANGE_CONFIDENCE))
   return LatencyEstimate(samples=lag, fine_samples=float(fine), confidence=confidence,
                          search_samples=search, strongest_samples=int(strongest),
                          beyond_range=beyond)
+
+
+def _peak_confidence(correlation: np.ndarray, lag: int, guard: int) -> float:
+  """1 - (the highest value of ``|correlation|`` farther than ``guard`` from ``lag``) /
+  (its value at ``lag``), in [0, 1]."""
+  size = len(correlation)
+  peak = float(correlation[lag % size])
+  rivals = correlation.copy()
+  rivals[(lag + np.arange(-guard, guard + 1)) % size] = 0.0   # the peak's own lobe
+  return float(np.clip(1.0 - float(rivals.max()) / peak, 0.0, 1.0)) if peak > 0 else 0.0
 
 
 def trim_latency(dry: np.ndarray, wet: np.ndarray, lag: int):

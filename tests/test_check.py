@@ -149,6 +149,8 @@ def test_different_takes_have_no_coherence(tmp_path, dry):
   assert 'fx - pre - takes.wav / ' in message and 'fx - post - takes.wav' in message
   assert 'different takes' in message
   assert check.verdict == 'error'
+  # the one error: no latency error, no weak-latency warning, no swings measured at random
+  assert [f.check for f in check.findings] == ['coherence'] and check.gain_swing_db is None
 
 
 def test_a_phaser_is_named_as_a_modulated_effect(tmp_path, dry, lowpass_wet):

@@ -212,7 +212,8 @@ def test_estimate_latency_beyond_the_range_says_so():
 def test_estimate_latency_of_unrelated_signals_is_not_confident(seed):
   rng = np.random.default_rng(seed)         # two takes of different noise bursts
   dry, other = _excitation(rng, 3.0, sweeps=False), _excitation(rng, 3.0, sweeps=False)
-  assert dsp.estimate_latency(dry, np.tanh(4 * other), RATE).confidence < 0.2
+  estimate = dsp.estimate_latency(dry, np.tanh(4 * other), RATE)
+  assert estimate.confidence < 0.2 and not estimate.beyond_range     # no clear peak anywhere
 
 
 def test_trim_latency_keeps_the_common_part():
