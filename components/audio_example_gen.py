@@ -194,16 +194,6 @@ def decode_pair(job: Dict[str, Any]):
   return dry, wet
 
 
-def load_tracks(job: Dict[str, Any], align: bool, max_latency: int):
-  """Decodes one pair; returns (dry, wet, latency): float32 ``[frames, channels]`` each,
-  cut to their common length, with the latency (GCC-PHAT, within +-``max_latency``)
-  trimmed when ``align``; latency is 0 without it."""
-  dry, wet = decode_pair(job)
-  latency = capture_check.measure_latency(dry, wet, max_latency).samples if align else 0
-  dry, wet = dsp.trim_latency(dry, wet, latency)
-  return dry, wet, latency
-
-
 def pair_examples(job: Dict[str, Any], dry: np.ndarray, wet: np.ndarray,
                   spec: split_plan.WindowSpec, sample_rate: int):
   """(split, serialized tf.Example) for every window of every channel of one decoded pair.

@@ -506,13 +506,17 @@ def _least_squares_fir(dry_rows: np.ndarray, wet_rows: np.ndarray, taps: int,
   return scipy.linalg.solve_toeplitz(auto, p)
 
 
-def _envelope_db(dry: np.ndarray, sample_rate: int) -> np.ndarray:
-  """The level of ``dry`` in dB over a sliding :data:`ENVELOPE_SECONDS` window (RMS)."""
+def _envelope_db(rows: np.ndarray, sample_rate: int) -> np.ndarray:
+  """The level of each row of ``[rows, samples]`` in dB: RMS over consecutive blocks of
+  :data:`ENVELOPE_SECONDS`, held over each block (the last, partial one takes the level
+  of the block before it)."""
   width = max(1, int(ENVELOPE_SECONDS * sample_rate))
-  cumulative = np.concatenate([[0.0], np.cumsum(np.square(dry, dtype=np.float64))])
-  ends = np.clip(np.arange(len(dry)) + width // 2 + 1, 0, len(dry))
-  begins = np.clip(ends - width, 0, len(dry))
-  return 10.0 * np.log10((cumulative[ends] - cumulative[begins]) / width + 1e-10)
+  blocks = rows.shape[1] // width
+  view = rows[:, :blocks * width].reshape(len(rows), blocks, width)
+  level = 10.0 * np.log10(np.einsum('ijk,ijk->ij', view, view) / width + 1e-10)
+  held = np.repeat(level, width, axis=1)
+  tail = rows.shape[1] - held.shape[1]
+  return np.concatenate([held, np.repeat(level[:, -1:], tail, axis=1)], axis=1) if tail else held
 
 
 def _filtered(rows: np.ndarray, fir: np.ndarray, length: int) -> np.ndarray:
@@ -564,9 +568,8 @@ def learnability(dry: np.ndarray, wet: np.ndarray, sample_rate: int):
   u_fit, u_test = _filtered(fit_dry, fir, 2 * part), _filtered(test_dry, fir, part)
   linear = esr_db(u_test)
   scale = float(np.sqrt(np.mean(u_fit ** 2))) or 1.0
-  level_fit = np.stack([_envelope_db(r, sample_rate)[before:before + 2 * part]
-                        for r in fit_dry])
-  level_test = np.stack([_envelope_db(r, sample_rate)[before:before + part] for r in test_dry])
+  level_fit = _envelope_db(fit_dry[:, before:before + 2 * part], sample_rate)
+  level_test = _envelope_db(test_dry[:, before:before + part], sample_rate)
   middle = np.median(level_fit)
 
   def features(u, level, step=1):

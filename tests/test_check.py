@@ -246,6 +246,15 @@ def test_summary_and_table_carry_every_pair(tmp_path, dry, lowpass_wet):
   assert len(table) == 3 and table[1].split()[:3] == ['fx', '-', 'good']
 
 
+def test_fxemu_run_lists_the_warnings_and_the_errors_it_let_through():
+  from pipeline import check
+  summary = {'check': {'errors': ['a.wav: leads'], 'warnings': ['b.wav: clipped']}}
+  assert check.summary_lines(summary) == ['capture check:', '  b.wav: clipped']
+  assert check.summary_lines(summary, allowed=True) == [
+      'capture check:', '  a.wav: leads', '  b.wav: clipped']
+  assert check.summary_lines({'check': {'errors': [], 'warnings': []}}) == []
+
+
 def test_the_gate_stops_on_errors_unless_allowed(tmp_path):
   examples = tmp_path / 'examples'
   examples.mkdir()
