@@ -277,22 +277,33 @@ def _fxemu(*argv, env=None):
   return process.returncode, process.stdout, process.stderr
 
 
-def test_fxemu_check_prints_the_figures_and_exits_1_on_errors(tmp_path, dry, lowpass_wet):
+def _check_command(capsys, *argv):
+  """`fxemu check ARGS` in this process: (exit code, stdout)."""
+  from pipeline import cli
+  args = cli.build_parser().parse_args(['check', *argv])
+  code = args.func(args)
+  return code, capsys.readouterr().out
+
+
+def test_fxemu_check_prints_the_figures_and_exits_1_on_errors(tmp_path, dry, lowpass_wet,
+                                                              capsys):
   _write(str(tmp_path), 'good', dry, lowpass_wet)
   lead = RATE // 4
   _write(str(tmp_path), 'trimmed', dry[:len(dry) - lead], lowpass_wet[lead:])
-  code, out, err = _fxemu('check', str(tmp_path), '--effect', 'fx')
-  assert code == 1, out + err
+  code, out = _check_command(capsys, str(tmp_path), '--effect', 'fx')
+  assert code == 1, out
   rows = {tuple(line.split()[:3]): line for line in out.splitlines()}
   assert rows[('fx', '-', 'good')].endswith(' ok') and rows[('fx', '-', 'trimmed')].endswith(
       ' error')
   assert 'errors (the run stops before training):' in out
   assert 'fx - post - trimmed.wav: the wet side leads the dry by' in out
   assert '2 pairs: 1 ok, 0 with warnings, 1 with errors' in out
-  os.remove(os.path.join(tmp_path, 'fx - pre - trimmed.wav'))
-  os.remove(os.path.join(tmp_path, 'fx - post - trimmed.wav'))
-  code, out, _ = _fxemu('check', str(tmp_path), '--json')
-  assert code == 0 and json.loads(out)['pairs']['fx - good']['verdict'] == 'ok'
+  code, out = _check_command(capsys, str(tmp_path), '--align', '--json')
+  pairs = json.loads(out)['pairs']
+  assert code == 0 and pairs['fx - trimmed']['verdict'] == 'warning'   # --align trims it
+  assert pairs['fx - good']['verdict'] == 'ok'
+  code, out = _check_command(capsys, str(tmp_path / 'nowhere'))
+  assert code == 2
 
 
 def test_run_help_states_each_default_once(capsys):
