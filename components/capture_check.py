@@ -15,12 +15,14 @@ with a severity, a message naming the file and what to change:
   filter of the dry can explain);
 * **learnability**: error-to-signal ratio (ESR) on held-out blocks of output = input,
   of a least-squares FIR, and of a tiny nonlinear fit (static saturating curves of the
-  FIR's output, with a level-dependent gain); nothing better than -1 dB means no method
-  predicts the wet;
-* **time variance**: lag and gain per segment (0.25 s) of the aligned pair, against the
-  pair's own average transfer function; a lag that drifts one way is two clocks, a lag
-  or gain that swings (and does not follow the input level, as a compressor's does) is a
-  modulated effect;
+  FIR's output, with a level-dependent gain); none better than -1 dB means no method
+  predicts the wet (an error), and fits that do worse than output = input on the
+  held-out parts are a warning;
+* **time variance**: against the pair's own average transfer function, the lag of each
+  0.25 s segment and the gain and phase of each 46 ms frame (broadband material only: a
+  tone samples one frequency); a lag that drifts one way is two clocks, a lag, gain or
+  phase that swings (and does not follow the input level, as a compressor's or a
+  drive's does) is a modulated effect, named with its rate when it is periodic (an LFO);
 * **level and hygiene**: clipping, DC offset, the wet's noise floor where the dry is
   silent, and (from the headers) sample rates;
 * **repeatability**: when the dry signal plays a segment twice (the ``repeat`` capture
@@ -56,7 +58,7 @@ SEVERITIES = (ERROR, WARNING, INFO)
 CLIP_LEVEL = 0.999
 #: More than this fraction of clipped samples on a side is a warning (0.1 %).
 CLIPPED_FRACTION = 1e-3
-#: A DC offset (mean of a channel) above this level, dBFS, is a warning.
+#: A DC offset (a channel's mean in nearly every frame) above this level, dBFS, is a warning.
 DC_OFFSET_DB = -50.0
 #: The wet's RMS where the dry is silent, above this level (dBFS), is a warning.
 NOISE_FLOOR_DB = -60.0
@@ -67,12 +69,14 @@ SILENCE_HOLD_SECONDS = 0.1
 LEAD_TOLERANCE_SECONDS = 0.001
 #: Without --align, latency above this is left for the model to learn (an info line).
 LATENCY_NOTE_SECONDS = 0.002
-#: A latency estimate less confident than this is a warning.
+#: A latency estimate less confident than this is a warning (and its sign is not judged).
 MIN_LATENCY_CONFIDENCE = 0.3
 #: Overall coherence below this: no linear relation at all between dry and wet.
 MIN_COHERENCE = 0.1
 #: The best held-out ESR of identity, FIR and nonlinear fit above this (dB): unlearnable.
 UNLEARNABLE_ESR_DB = -1.0
+#: Both fits worse than output = input by more than this (dB): a warning.
+FITS_BEHIND_IDENTITY_DB = 1.0
 #: Time variance: a lag swinging more than this (robust spread, samples) between
 #: segments, or drifting more than this over the recording (samples); a frame-to-frame
 #: phase swing above this (std, degrees); a gain swing above GAIN_SWING_DB plus
@@ -738,13 +742,20 @@ def _relation_findings(check: PairCheck) -> List[Finding]:
         'it (switch the modulation off to capture)')))
   found += time_varying
   best = check.best_esr_db
+  likely = 'time-varying (see above)' if time_varying else \
+      'different takes, misaligned, or time-varying'
+  figures = (f'held-out ESR identity {check.identity_esr_db:+.1f} dB, FIR '
+             f'{check.linear_esr_db:+.1f} dB, nonlinear fit {check.nonlinear_esr_db:+.1f} dB'
+             if best is not None else '')
   if best is not None and best > UNLEARNABLE_ESR_DB:
-    likely = 'time-varying (see above)' if time_varying else \
-        'different takes, misaligned, or time-varying'
     found.append(Finding(ERROR, 'learnability', (
-        f'{pair}: nothing predicts the wet: held-out ESR identity {check.identity_esr_db:+.1f} '
-        f'dB, FIR {check.linear_esr_db:+.1f} dB, nonlinear fit {check.nonlinear_esr_db:+.1f} '
-        f'dB (best {best:+.1f} dB, above {UNLEARNABLE_ESR_DB:g} dB); likely {likely}')))
+        f'{pair}: nothing predicts the wet: {figures} (best {best:+.1f} dB, above '
+        f'{UNLEARNABLE_ESR_DB:g} dB); likely {likely}')))
+  elif best is not None and min(check.linear_esr_db, check.nonlinear_esr_db) > \
+      check.identity_esr_db + FITS_BEHIND_IDENTITY_DB:
+    found.append(Finding(WARNING, 'learnability', (
+        f'{pair}: no fit predicts the wet better than output = input ({figures}): what the '
+        f'fits learn does not hold on the held-out parts; likely {likely}')))
   return found
 
 

@@ -234,6 +234,26 @@ def test_repeatability_of_a_repeated_segment(tmp_path, dry):
   assert _check(tmp_path, 'once', dry, dry).repeat_esr_db is None
 
 
+@pytest.mark.parametrize('linear,nonlinear,identity,expected', [
+    (-3.0, -4.0, -6.0, ('warning', 'no fit predicts the wet better than output = input')),
+    (-7.0, -4.0, -6.0, None),                       # the FIR beats output = input
+    (-5.5, -5.2, -6.0, None),                       # within 1 dB of it
+    (+0.3, -0.5, +2.0, ('error', 'nothing predicts the wet')),
+])
+def test_learnability_findings(linear, nonlinear, identity, expected):
+  check = capture_check.PairCheck('fx', 'x', 'pre.wav', 'post.wav', coherence=0.8,
+                                  identity_esr_db=identity, linear_esr_db=linear,
+                                  nonlinear_esr_db=nonlinear)
+  found = [(f.severity, f.message) for f in capture_check.analysis_findings(check)
+           if f.check == 'learnability']
+  if expected is None:
+    assert not found
+  else:
+    [(severity, message)] = found
+    assert severity == expected[0] and expected[1] in message
+    assert message.startswith('pre.wav / post.wav: ') and 'different takes' in message
+
+
 def test_summary_and_table_carry_every_pair(tmp_path, dry, lowpass_wet):
   checks = [_check(tmp_path, 'good', dry, lowpass_wet),
             _check(tmp_path, 'offset', dry, lowpass_wet + 0.02)]
