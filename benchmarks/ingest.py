@@ -12,6 +12,11 @@ Rows (seconds of stereo audio turned into examples per wall second, "x real time
   (``plan_pairs``). The floor of the work.
 * ``plain loop, GZIP 6``: the same at zlib level 6, the level Beam's WriteToTFRecord
   uses (what the component did before it wrote its own files): what compression costs.
+* ``plain loop without the capture check``: the same with ``write_pair(check=False)``;
+  its files must be the same bytes (the check only reads the audio). ``capture check
+  alone``: :func:`components.capture_check.check_audio` on the decoded pairs (decoding
+  not timed), the check's own cost; ``check_fraction`` is it over the plain loop's time
+  (goal: < 10 %).
 * ``beam in_memory`` / ``multi_threading`` / ``multi_processing`` with 1 or 2 workers:
   the component's executor (``Executor.Do``, pipeline construction to published
   splits) on the DirectRunner. ``multi_processing`` with 2 workers is the pipeline's
@@ -51,8 +56,9 @@ BEAM_MODES = {
 }
 
 
-def plain_loop(props: Dict, out_dir: str, compression_level: int) -> Dict:
-  """The component's work in one process, pair after pair (no Beam)."""
+def plain_loop(props: Dict, out_dir: str, compression_level: int, check: bool = True) -> Dict:
+  """The component's work in one process, pair after pair (no Beam); ``check=False``
+  leaves out the capture check."""
   from components import audio_example_gen  # pylint: disable=import-outside-toplevel
   from components import split_plan  # pylint: disable=import-outside-toplevel
   jobs, summary = audio_example_gen.plan_pairs(props)
@@ -65,8 +71,30 @@ def plain_loop(props: Dict, out_dir: str, compression_level: int) -> Dict:
   for index, job in enumerate(jobs):
     job = dict(job, index=index, count=len(jobs))
     key, stats[key] = audio_example_gen.write_pair(
-        job, spec, int(props['sample_rate']), align, max_latency, out_dir, compression_level)
+        job, spec, int(props['sample_rate']), align, max_latency, out_dir, compression_level,
+        check=check)
   return summary
+
+
+def check_only(props: Dict, repeats: int) -> float:
+  """Best-of-``repeats`` seconds the capture check takes over every pair, audio decoded
+  beforehand (as the AudioExampleGen has it when it runs the check)."""
+  from components import audio_example_gen  # pylint: disable=import-outside-toplevel
+  from components import capture_check  # pylint: disable=import-outside-toplevel
+  from components import pairs as pairs_lib  # pylint: disable=import-outside-toplevel
+  jobs, _ = audio_example_gen.plan_pairs(props)
+  spec = audio_example_gen._window_spec(props)  # pylint: disable=protected-access
+  settings = capture_check.CheckSettings(
+      max_latency_samples=int(props.get('max_latency_samples') or 0) or spec.window // 2,
+      align=bool(props.get('align')), context_samples=spec.context,
+      sample_rate=int(props['sample_rate']))
+  decoded = [(pairs_lib.Pair(j['effect'], j['name'], j['pre'], j['post']),
+              *audio_example_gen.decode_pair(j)) for j in jobs]
+
+  def run():
+    for pair, dry, wet in decoded:
+      capture_check.check_audio(pair, dry, wet, settings.sample_rate, settings)
+  return timed(run, repeats)[0]
 
 
 def file_copy(sources: List[str], out_dir: str) -> int:
@@ -138,6 +166,18 @@ def measure(data_dir: str, effect: str, scratch: str, modes: List[str], repeats:
   rows.append(('file copy (WAVs + TFRecords)', 1, copy_seconds, copied, None))
   rows.append((f'plain loop (GZIP {example_codec.DEFAULT_GZIP_LEVEL})', 1, plain_seconds,
                output_bytes, True))
+  nocheck_seconds, _ = timed(lambda: plain_loop(props, fresh('nocheck'),
+                                                example_codec.DEFAULT_GZIP_LEVEL, check=False),
+                             repeats)
+  same_without_check = digests(os.path.join(scratch, 'nocheck')) == reference
+  rows.append(('plain loop without the capture check', 1, nocheck_seconds,
+               common.dir_bytes(os.path.join(scratch, 'nocheck')), same_without_check))
+  check_seconds = check_only(props, repeats)
+  rows.append(('capture check alone (decoded audio)', 1, check_seconds, 0, None))
+  figures.update(plain_nocheck_seconds=nocheck_seconds, check_seconds=check_seconds,
+                 check_fraction=check_seconds / plain_seconds,
+                 check_fraction_by_difference=(plain_seconds - nocheck_seconds) / plain_seconds,
+                 nocheck_identical_files=same_without_check)
   if level6:
     level6_seconds, _ = timed(lambda: plain_loop(props, fresh('plain6'), 6), repeats)
     rows.append(('plain loop (GZIP 6, as Beam\'s WriteToTFRecord)', 1, level6_seconds,
@@ -194,6 +234,10 @@ def main(argv=None) -> int:
         f'TFRecords before GZIP, {figures["output_mb"]:.0f} MB after '
         f'(level {figures["gzip_level"]}); {os.cpu_count()} CPUs, load average '
         f'{os.getloadavg()[0]:.1f}')
+  print(f'capture check: {figures["check_seconds"]:.3f} s, '
+        f'{100 * figures["check_fraction"]:.1f} % of the plain loop '
+        f'({100 * figures["check_fraction_by_difference"]:.1f} % by the difference of the two '
+        'plain loops)')
   common.print_table(
       ['what', 'workers', 'wall s', 'audio s / wall s', 'vs plain', 'MB written',
        'same files'],

@@ -1,22 +1,38 @@
-"""AnomaliesGate: stops the pipeline with a readable message when ExampleValidator found anomalies.
+"""AnomaliesGate: stops the pipeline before training when the data cannot teach a model.
 
-TFX's ExampleValidator records anomalies but lets the pipeline go on; this component
-reads its ``SchemaDiff.pb`` per split and fails the run, naming each split, feature and
-problem, so that no model is trained on data that breaks the schema.
+TFX's ExampleValidator records anomalies but lets the pipeline go on; this component,
+beside it, fails the run with a readable message on
+
+* any schema anomaly in the ExampleValidator's ``SchemaDiff.pb`` (naming each split,
+  feature and problem), so that no model is trained on data that breaks the schema;
+* any error of the capture check (:mod:`components.capture_check`), which the
+  AudioExampleGen ran on every pair and wrote into the examples' summary
+  (``fxemu_summary.json``, ``check``): a wet side that leads its dry side, a latency
+  beyond the search range, no coherence, nothing that predicts the wet. Each message
+  names the file and what to change. With ``allow_unlearnable`` (``fxemu run
+  --allow-unlearnable``) these are logged as warnings and the run goes on.
 """
 
+import json
+import logging
 import os
 
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.dsl.component.experimental.annotations import InputArtifact
+from tfx.dsl.component.experimental.annotations import Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
+from components.audio_example_gen import SUMMARY_FILE
+
+ALLOW_FLAG = '--allow-unlearnable'
+
 
 class DataAnomaliesError(RuntimeError):
-  """The examples break the schema."""
+  """The examples break the schema, or the capture check found a pair that cannot teach
+  a model."""
 
 
 def describe_anomalies(anomalies_uri: str, split_names) -> list:
@@ -37,12 +53,40 @@ def describe_anomalies(anomalies_uri: str, split_names) -> list:
   return lines
 
 
+def capture_check_errors(examples_uri: str) -> list:
+  """The capture check's error messages from the examples' summary (none if it holds
+  no check, as examples made before the check existed)."""
+  path = os.path.join(examples_uri, SUMMARY_FILE)
+  if not tf.io.gfile.exists(path):
+    return []
+  with tf.io.gfile.GFile(path) as f:
+    return list(json.load(f).get('check', {}).get('errors', []))
+
+
+def gate(anomalies_uri: str, split_names, examples_uri: str, allow_unlearnable: bool) -> list:
+  """Raises :class:`DataAnomaliesError` for schema anomalies, and for capture check errors
+  unless ``allow_unlearnable``; returns the check errors let through (as warnings)."""
+  schema = describe_anomalies(anomalies_uri, split_names)
+  check = capture_check_errors(examples_uri)
+  parts = []
+  if schema:
+    parts.append('the examples do not match schema/schema.pbtxt, so the pipeline stops '
+                 'before training:\n  ' + '\n  '.join(schema))
+  if check and not allow_unlearnable:
+    parts.append('the capture check found recordings that cannot teach a model, so the '
+                 'pipeline stops before training (`fxemu check DATA_DIR` shows every '
+                 f'figure; {ALLOW_FLAG} lets the run go on):\n  ' + '\n  '.join(check))
+  if parts:
+    raise DataAnomaliesError('\n'.join(parts))
+  for message in check:
+    logging.warning('capture check (%s): %s', ALLOW_FLAG, message)
+  return check
+
+
 @component
-def AnomaliesGate(anomalies: InputArtifact[standard_artifacts.ExampleAnomalies]):
-  """Fails when the ExampleAnomalies artifact records any anomaly."""
+def AnomaliesGate(anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
+                  examples: InputArtifact[standard_artifacts.Examples],
+                  allow_unlearnable: Parameter[int] = 0):
+  """Fails on schema anomalies and (unless ``allow_unlearnable``) capture check errors."""
   splits = artifact_utils.decode_split_names(anomalies.split_names)
-  lines = describe_anomalies(anomalies.uri, splits)
-  if lines:
-    raise DataAnomaliesError(
-        'the examples do not match schema/schema.pbtxt, so the pipeline stops before '
-        'training:\n  ' + '\n  '.join(lines))
+  gate(anomalies.uri, splits, examples.uri, bool(allow_unlearnable))

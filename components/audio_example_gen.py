@@ -2,7 +2,10 @@
 
 For every ``EFFECT - pre|post - NAME.wav`` pair under ``input_base`` it decodes both
 sides (tensorflow-io), converts PCM to float32 in [-1, 1], splits stereo into mono
-tracks, checks the pair, optionally aligns the wet side in time, cuts windows (see
+tracks, checks the pair, runs the capture check (:mod:`components.capture_check`: latency,
+coherence, learnability, time variance, hygiene, repeatability; its findings and verdict
+go into the summary, for ``AnomaliesGate`` to stop the run before training), optionally
+aligns the wet side in time, cuts windows (see
 :mod:`components.split_plan`) and writes GZIP TFRecords of tf.Example into the standard
 ``Split-train``, ``Split-eval`` and ``Split-test`` folders of an ``Examples`` artifact,
 so StatisticsGen, ExampleValidator, Trainer and Evaluator consume it unchanged.
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import os
 from typing import Any, Dict, List, Optional
@@ -44,6 +48,7 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter
 from tfx.types.component_spec import ExecutionParameter
 
+from components import capture_check
 from components import dsp
 from components import example_codec
 from components import pairs as pairs_lib
@@ -54,6 +59,8 @@ from components.example_codec import encode_example
 EXAMPLES_KEY = 'examples'
 SUMMARY_PROPERTY = 'fxemu_summary'
 SUMMARY_FILE = 'fxemu_summary.json'
+#: The capture check's verdict on the Examples artifact: 'ok', 'warning' or 'error'.
+CHECK_PROPERTY = 'fxemu_check'
 
 
 class AudioExampleGenSpec(types.ComponentSpec):
@@ -171,19 +178,8 @@ def plan_pairs(props: Dict[str, Any]):
 
 
 FRAME_CHUNK = 64   # windows cut per NumPy gather
-CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped (full scale)
-
-
-def level_stats(audio: np.ndarray) -> Dict[str, float]:
-  """Peak and RMS (dBFS) and the fraction of clipped samples of ``[frames, channels]``."""
-  magnitude = np.abs(audio)
-  return {'peak_db': dsp.to_db(float(magnitude.max()) ** 2),
-          'rms_db': dsp.to_db(float(np.mean(np.square(audio, dtype=np.float64)))),
-          'clipped_fraction': float(np.mean(magnitude >= CLIP_LEVEL))}
-
-
-def load_tracks(job: Dict[str, Any], align: bool, max_latency: int):
-  """Decodes one pair; returns (dry, wet, latency): float32 ``[frames, channels]`` each.
+def decode_pair(job: Dict[str, Any]):
+  """Decodes one pair as recorded; returns (dry, wet): float32 ``[frames, channels]``.
 
   Raises:
     AudioFileError: on a side that is entirely silent (nothing to learn from it; a
@@ -195,16 +191,7 @@ def load_tracks(job: Dict[str, Any], align: bool, max_latency: int):
     if not np.any(audio):
       raise wav.AudioFileError(path, 'every sample is zero (silent recording): there is '
                                'nothing to learn from this pair; remove it or record it again')
-  latency = 0
-  if align:
-    n = min(len(dry), len(wet))
-    latency = dsp.estimate_latency(dry[:n].mean(axis=1), wet[:n].mean(axis=1), max_latency)
-    if latency > 0:
-      wet = wet[latency:]
-    elif latency < 0:
-      dry = dry[-latency:]
-  n = min(len(dry), len(wet))
-  return dry[:n], wet[:n], latency
+  return dry, wet
 
 
 def pair_examples(job: Dict[str, Any], dry: np.ndarray, wet: np.ndarray,
@@ -239,21 +226,41 @@ def shard_name(index: int, count: int) -> str:
 
 def write_pair(job: Dict[str, Any], spec: split_plan.WindowSpec, sample_rate: int,
                align: bool, max_latency: int, out_dir: str,
-               compression_level: int = example_codec.DEFAULT_GZIP_LEVEL):
+               compression_level: int = example_codec.DEFAULT_GZIP_LEVEL,
+               check: bool = True):
   """All the work for one pair: decode, check, window, serialize, compress and write.
 
-  The pair is read once; its examples go to ``out_dir/Split-SPLIT/`` + :func:`shard_name`
-  (one GZIP TFRecord file per split that has windows of this pair), each written under a
-  temporary name and renamed into place, so running a pair again (a retried bundle)
-  rewrites the same files. Both the Beam executor and a plain loop (the ingest
-  benchmark's reference) call this function, so they do exactly the same work.
+  The pair is read once; with ``check`` the capture check
+  (:func:`components.capture_check.check_audio`) runs on the decoded audio, sharing the
+  latency estimate with ``align`` and the level figures with the summary; it reads the
+  audio only, so the examples are the same bytes with and without it. The examples go
+  to ``out_dir/Split-SPLIT/`` + :func:`shard_name` (one GZIP TFRecord file per split
+  that has windows of this pair), each written under a temporary name and renamed into
+  place, so running a pair again (a retried bundle) rewrites the same files. Both the
+  Beam executor and a plain loop (the ingest benchmark's reference) call this function,
+  so they do exactly the same work.
 
   Returns:
-    (pair key, stats): levels, latency, and the number of windows written per split.
+    (pair key, stats): levels (as recorded), latency trimmed, the number of windows
+    written per split, and the check (``PairCheck.to_dict()``, or None without it).
   """
-  dry, wet, latency = load_tracks(job, align, max_latency)
-  stats = {'latency_samples': latency, 'pre': level_stats(dry), 'post': level_stats(wet),
-           'windows': {split: 0 for split in split_plan.SPLITS}}
+  dry, wet = decode_pair(job)
+  levels = capture_check.side_levels(dry), capture_check.side_levels(wet)
+  estimate = capture_check.measure_latency(dry, wet, max_latency) if (align or check) else None
+  pair_check = None
+  if check:
+    settings = capture_check.CheckSettings(
+        max_latency_samples=max_latency, align=align, context_samples=spec.context,
+        sample_rate=sample_rate)
+    pair = pairs_lib.Pair(job['effect'], job['name'], job['pre'], job['post'])
+    pair_check = capture_check.check_audio(pair, dry, wet, sample_rate, settings, estimate,
+                                           levels)
+  latency = estimate.samples if align else 0
+  dry, wet = dsp.trim_latency(dry, wet, latency)
+  stats = {'latency_samples': latency, 'pre': dataclasses.asdict(levels[0]),
+           'post': dataclasses.asdict(levels[1]),
+           'windows': {split: 0 for split in split_plan.SPLITS},
+           'check': pair_check.to_dict() if pair_check else None}
   with contextlib.ExitStack() as files:
     open_files = {}
     for split, record in pair_examples(job, dry, wet, spec, sample_rate):
@@ -346,6 +353,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                            f'{summary["windows"]}')
       if align:
         summary['latency_samples'] = {pair: s['latency_samples'] for pair, s in stats.items()}
+      summary['check'] = capture_check.summarize(
+          [capture_check.PairCheck.from_dict(s['check']) for s in stats.values()])
       for split in split_plan.SPLITS:
         tf.io.gfile.rename(os.path.join(staging, f'Split-{split}'),
                            os.path.join(examples.uri, f'Split-{split}'), overwrite=True)
@@ -356,6 +365,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
     text = json.dumps(summary, sort_keys=True)
     examples.set_string_custom_property(SUMMARY_PROPERTY, text)
+    examples.set_string_custom_property(CHECK_PROPERTY, summary['check']['verdict'])
     with tf.io.gfile.GFile(os.path.join(examples.uri, SUMMARY_FILE), 'w') as f:
       f.write(text)
 

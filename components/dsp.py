@@ -1,11 +1,14 @@
-"""Pure signal-processing functions (NumPy only, no TensorFlow).
+"""Pure signal-processing functions (NumPy and SciPy's FFT only, no TensorFlow).
 
 Conventions: audio is float32 in [-1, 1]; a *track* is a 1-D array ``[samples]``;
 multichannel audio is ``[samples, channels]``. Lengths and offsets are in samples.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+import scipy.fft
 
 EPS = 1e-12
 
@@ -267,20 +270,122 @@ def _shares(energies: np.ndarray) -> np.ndarray:
 
 # --- Alignment -----------------------------------------------------------------------
 
-def estimate_latency(dry: np.ndarray, wet: np.ndarray, max_lag: int) -> int:
-  """Lag (samples) by which ``wet`` trails ``dry``, from the peak of their cross-correlation.
+#: PHAT-beta exponent of :func:`gcc_phat`: 1 whitens completely (every frequency bin counts
+#: the same, so bins where one side holds only noise count as much as the signal); 0 is
+#: the plain cross-correlation, whose peak smears over a filter's impulse response and
+#: wanders with strongly nonlinear effects. 0.8 keeps the sharp peak of whitening while
+#: bins with little energy (a low-passed wet side's quantization noise) count less.
+PHAT_BETA = 0.8
+#: Peaks of the correlation closer than this (samples, ~5 ms at 44.1 kHz) to the main one
+#: count as the same event (an effect's impulse response spreads its peak), not as a rival.
+LATENCY_GUARD_SAMPLES = 220
+#: A peak beyond the search range this many times higher than the best one inside, and
+#: itself this clear of its rivals (confidence), means the latency lies outside the range.
+BEYOND_RANGE_RATIO = 1.5
+BEYOND_RANGE_CONFIDENCE = 0.3
 
-  Positive means wet is late. Searches lags in ``[-max_lag, max_lag]`` using FFTs.
+
+@dataclasses.dataclass(frozen=True)
+class LatencyEstimate:
+  """The lag (samples) by which a wet signal trails its dry one, and how sure it is.
+
+  Attributes:
+    samples: the lag at the correlation peak within ``[-search_samples, search_samples]``;
+      positive means the wet is late (latency), negative that it leads.
+    fine_samples: the same lag refined below a sample (parabola through the peak).
+    confidence: 1 - (the highest correlation peak farther than the guard from the main
+      one, anywhere) / (the main peak): near 1 for one clear peak, near 0 when another
+      lag fits as well (different takes, periodic material, a peak outside the range).
+    search_samples: the range searched (the requested one, or less on short signals).
+    strongest_samples: the lag of the highest peak over every lag the signals' lengths
+      allow, inside the range or not.
+    beyond_range: the latency is not inside the range: a clear estimate (confidence of
+      BEYOND_RANGE_CONFIDENCE or more) sits on its edge, or the strongest peak lies
+      outside it, clearly (BEYOND_RANGE_RATIO) higher and clear of its own rivals.
+      Unrelated signals (different takes) have no clear peak anywhere: not beyond.
   """
-  dry = np.asarray(dry, np.float64)
-  wet = np.asarray(wet, np.float64)
-  n = len(dry) + len(wet)
-  size = 1 << int(np.ceil(np.log2(max(n, 2))))
-  spectrum = np.fft.rfft(wet, size) * np.conj(np.fft.rfft(dry, size))
-  xcorr = np.fft.irfft(spectrum, size)
-  lags = np.concatenate([np.arange(0, max_lag + 1), np.arange(-max_lag, 0)])
-  values = np.abs(xcorr[lags % size])
-  return int(lags[int(np.argmax(values))])
+  samples: int
+  fine_samples: float
+  confidence: float
+  search_samples: int
+  strongest_samples: int
+  beyond_range: bool
+
+
+def _fft_size(length: int) -> int:
+  return scipy.fft.next_fast_len(max(int(length), 2), real=True)
+
+
+def gcc_phat(dry: np.ndarray, wet: np.ndarray, beta: float = PHAT_BETA) -> np.ndarray:
+  """Generalized cross-correlation with PHAT-beta weighting, ``[size]`` (circular).
+
+  ``size`` is a fast FFT length at least as long as the longer signal; entry ``k`` is the
+  correlation at lag ``k`` (wet later than dry by ``k``) and entry ``size - k`` at lag
+  ``-k``. Cross-spectrum bins are divided by their magnitude to the power ``beta``.
+  Computed in float32 (three FFTs), which is plenty for finding a peak.
+  """
+  size = _fft_size(max(len(dry), len(wet)))
+  spectrum = (scipy.fft.rfft(np.asarray(wet, np.float32), size) *
+              np.conj(scipy.fft.rfft(np.asarray(dry, np.float32), size)))
+  magnitude = np.abs(spectrum)
+  spectrum *= np.power(np.maximum(magnitude, np.float32(1e-30)), np.float32(-beta))
+  return scipy.fft.irfft(spectrum, size)
+
+
+def estimate_latency(dry: np.ndarray, wet: np.ndarray, max_lag: int,
+                     guard: int = LATENCY_GUARD_SAMPLES,
+                     beta: float = PHAT_BETA) -> LatencyEstimate:
+  """Latency of ``wet`` behind ``dry`` (both ``[samples]``) by GCC-PHAT-beta.
+
+  Searches lags in ``[-max_lag, max_lag]`` (clipped to less than half the longer
+  signal); also finds the strongest peak over every lag, to tell a latency beyond the
+  range from one inside it. Robust to strongly nonlinear effects (fuzz, hard clipping:
+  the whitened cross-spectrum keeps the phase of the fundamentals) and to an offset of
+  either sign. See :class:`LatencyEstimate` for the fields.
+  """
+  correlation = np.abs(gcc_phat(dry, wet, beta))
+  size = len(correlation)
+  search = int(max(0, min(int(max_lag), size // 2 - 1)))
+  lags = np.concatenate([np.arange(0, search + 1), np.arange(-search, 0)])
+  values = correlation[lags % size]
+  best = int(np.argmax(values))
+  lag, peak = int(lags[best]), float(values[best])
+  # every lag, as a signed lag in (-size/2, size/2]
+  strongest_index = int(np.argmax(correlation))
+  strongest = strongest_index if strongest_index <= size // 2 else strongest_index - size
+  confidence = _peak_confidence(correlation, lag, guard)
+  left, right = correlation[(lag - 1) % size], correlation[(lag + 1) % size]
+  curvature = left - 2.0 * peak + right
+  fine = lag + (0.5 * (left - right) / curvature if curvature < 0 else 0.0)
+  beyond = bool((search > 0 and abs(lag) >= search and confidence >= BEYOND_RANGE_CONFIDENCE)
+                or (abs(strongest) > search and
+                    correlation[strongest_index] > BEYOND_RANGE_RATIO * peak and
+                    _peak_confidence(correlation, strongest, guard) >= BEYOND_RANGE_CONFIDENCE))
+  return LatencyEstimate(samples=lag, fine_samples=float(fine), confidence=confidence,
+                         search_samples=search, strongest_samples=int(strongest),
+                         beyond_range=beyond)
+
+
+def _peak_confidence(correlation: np.ndarray, lag: int, guard: int) -> float:
+  """1 - (the highest value of ``|correlation|`` farther than ``guard`` from ``lag``) /
+  (its value at ``lag``), in [0, 1]."""
+  size = len(correlation)
+  peak = float(correlation[lag % size])
+  rivals = correlation.copy()
+  rivals[(lag + np.arange(-guard, guard + 1)) % size] = 0.0   # the peak's own lobe
+  return float(np.clip(1.0 - float(rivals.max()) / peak, 0.0, 1.0)) if peak > 0 else 0.0
+
+
+def trim_latency(dry: np.ndarray, wet: np.ndarray, lag: int):
+  """``(dry, wet)`` with ``lag`` removed and cut to their common length: the first ``lag``
+  samples of ``wet`` are dropped when it is late (lag > 0), the first ``-lag`` of ``dry``
+  when the wet leads. Works on ``[samples]`` and ``[samples, channels]`` alike."""
+  if lag > 0:
+    wet = wet[lag:]
+  elif lag < 0:
+    dry = dry[-lag:]
+  n = min(len(dry), len(wet))
+  return dry[:n], wet[:n]
 
 
 # --- Linear reference ----------------------------------------------------------------

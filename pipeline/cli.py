@@ -1,6 +1,7 @@
 """The ``fxemu`` command line.
 
     fxemu synth [--out DIR]          make the default data set (dry signals + effect presets)
+    fxemu check DATA_DIR             check that recordings can teach a model, before training
     fxemu run [options]              run the whole pipeline locally and print the results
     fxemu report [RUN]               write the HTML report of the latest run
     fxemu apply MODEL in.wav out.wav run audio through a pushed model (or a serving URL)
@@ -25,7 +26,10 @@ from pipeline.configs import parse_text
 
 
 def _quiet(verbose: bool) -> None:
-  """TF/TFX/Beam logging: errors only (our own progress lines stay), or everything with -v."""
+  """TF/TFX/Beam logging: none (our own progress lines and error messages stay), or
+  everything with -v. Not even their errors by default: a failing stage makes TFX log
+  lines such as ``ERROR:absl:Execution 6 failed.`` before the exception reaches us, and
+  fxemu prints the failure itself, with what to change."""
   os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
   if not verbose:
     # 3: also the harmless 'Unable to register cuDNN/cuFFT factory' lines at import.
@@ -35,15 +39,15 @@ def _quiet(verbose: bool) -> None:
     warnings.filterwarnings('ignore')
   import logging
   import absl.logging
-  absl.logging.set_verbosity(absl.logging.INFO if verbose else absl.logging.ERROR)
-  level = logging.INFO if verbose else logging.ERROR
+  absl.logging.set_verbosity(absl.logging.INFO if verbose else absl.logging.FATAL)
+  level = logging.INFO if verbose else logging.CRITICAL
   logging.getLogger().setLevel(level)
   for name in ('absl', 'apache_beam', 'tensorflow', 'tfx', 'ml_metadata',
                'apache_beam.runners.portability.local_job_service'):
     logging.getLogger(name).setLevel(level)
   if not verbose:
     import tensorflow as tf
-    tf.get_logger().setLevel(logging.ERROR)
+    tf.get_logger().setLevel(logging.CRITICAL)
 
 
 TRAIN_FIELDS_SET_BY_PIPELINE = ('window_samples', 'context_samples', 'sample_rate')
@@ -156,6 +160,11 @@ def print_run_summary(config, result, stages: bool = True) -> None:
     print('\nstages:')
     for stage in result.stages:
       print(format_stage(stage))
+  from pipeline import check
+  findings = check.summary_lines(check.read_examples_summary(result.examples_uri),
+                                 allowed=config.allow_unlearnable)
+  if findings:
+    print('\n' + '\n'.join(findings))
   overall = result.metrics.get('overall', {})
   if overall:
     print(f'\ntest metrics ({config.effect}, test split, all files):')
@@ -212,7 +221,7 @@ def _run(args) -> int:
     print(f'\nfxemu: the pipeline failed: {failure}', file=sys.stderr)
     return 1
   print(f'\ndone in {time.time() - start:.0f} s', flush=True)
-  if args.report:
+  if args.report is not False:
     from pipeline import report
     path = report.write_report(report.location_of(config))
     print(f'report: {path}')
@@ -264,14 +273,18 @@ def build_parser() -> argparse.ArgumentParser:
   add_dataclass_flags(run, PipelineConfig, 'data and pipeline')
   # The window geometry comes from the data flags (seconds), not from samples.
   add_dataclass_flags(run, TrainConfig, 'model and training', skip=TRAIN_FIELDS_SET_BY_PIPELINE)
-  run.add_argument('--report', default=True, action=argparse.BooleanOptionalAction,
+  # default None (= True): BooleanOptionalAction appends "(default: ...)" itself to the
+  # help of a flag whose default is not None, which would print it twice.
+  run.add_argument('--report', default=None, action=argparse.BooleanOptionalAction,
                    help='write the HTML report of the run at the end (default: True)')
   run.set_defaults(func=_run)
 
   from pipeline.apply import add_apply_command
+  from pipeline.check import add_check_command
   from pipeline.report import add_report_command
   from pipeline.serve import add_serve_command
   from kubeflow.client import add_kubeflow_command
+  add_check_command(commands)
   add_report_command(commands)
   add_apply_command(commands)
   add_serve_command(commands)

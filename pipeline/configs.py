@@ -62,9 +62,17 @@ class PipelineConfig:
                              'matches are the test set (held out from training).')
   test_tail: float = _field(1.0, 'Fraction at the end of each test recording used as test; '
                             'the part before it joins train/eval (1.0 = whole file is test).')
-  align: bool = _field(False, 'Estimate each pair\'s latency by cross-correlation, report '
-                       'it and trim the wet side (also allows pre/post of different length).')
-  max_latency_seconds: float = _field(0.05, 'Largest latency --align searches for, s.')
+  align: bool = _field(False, 'Estimate each pair\'s latency (GCC-PHAT), report it and trim '
+                       'it: the start of the wet side when it is late, of the dry side when '
+                       'the wet leads (also allows pre/post of different length).')
+  max_latency_seconds: float = _field(1.0, 'Latency search range, +-s, of --align and the '
+                                      'capture check; a latency at its edge or beyond is an '
+                                      'error naming this option.')
+  allow_unlearnable: bool = _field(False, 'Let the run go on, with a warning, when the capture '
+                                   'check finds a pair that cannot teach a model (wet leading '
+                                   'dry, latency beyond the search range or the context, no '
+                                   'coherence, nothing predicts the wet); by default the run '
+                                   'stops before training. See fxemu check.')
   esr_threshold_db: float = _field(0.0, 'Release gate: bless a model only if its test ESR '
                                    'is at most this many dB (and better than output = input).')
   max_regression_db: float = _field(0.0, 'Release gate: a model whose test ESR is more than '

@@ -1,7 +1,7 @@
 """The fxemu TFX pipeline: WAV pairs -> examples -> checked data -> model -> gate -> push.
 
     AudioExampleGen -> StatisticsGen -> ExampleValidator (ImportSchemaGen) -> AnomaliesGate
-                    -> Trainer -> Evaluator (TFMA, vs. last blessed model) -> AtomicPusher
+    (capture check)  ----------------------------------------------------^   -> Trainer -> Evaluator (TFMA, vs. last blessed model) -> AtomicPusher
                                -> ServingCheck (loads as TF Serving, warm-up file) -^
 
 The same DAG runs locally (LocalDagRunner, Beam DirectRunner) and on Kubeflow Pipelines
@@ -115,7 +115,11 @@ def create_pipeline(config: PipelineConfig, train: TrainConfig,
   schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
-  anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs['anomalies'])
+  # Beside the ExampleValidator: schema anomalies, and the capture check's errors that
+  # the AudioExampleGen wrote into the examples' summary, stop the run before training.
+  anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs['anomalies'],
+                                 examples=example_gen.outputs['examples'],
+                                 allow_unlearnable=int(config.allow_unlearnable))
 
   trainer = tfx.components.Trainer(
       run_fn=TRAINER_RUN_FN,

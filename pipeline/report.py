@@ -9,7 +9,8 @@ Read from the run's ML Metadata store and artifacts, it shows
   * the Trainer's curves (train/eval loss and ESR per epoch, ``fxemu_training.json``);
   * for each test recording: spectrograms of dry, wet, predicted and error, ESR over time and
     short audio players (dry / wet / predicted);
-  * the data: files, durations, windows per split, levels, clipping and schema anomalies.
+  * the data: files, durations, windows per split, levels, clipping, schema anomalies and
+    the capture check's figures and findings.
 Plots are PNG and audio 16-bit mono WAV, inlined as base64 data URIs: the page needs no
 network and no other file. It is written atomically to ``<pipeline root>/report.html``.
 """
@@ -138,6 +139,7 @@ def load_pairs(summary: Dict[str, Any]):
   Training tracks are ``(dry, wet)`` mono pairs (every channel of the training files and
   the part of test files before ``test_tail``); latency found by ``--align`` is trimmed.
   """
+  from components import dsp  # pylint: disable=g-import-not-at-top
   from components import pairs as pairs_lib  # pylint: disable=g-import-not-at-top
   from components import wav  # pylint: disable=g-import-not-at-top
   latency = summary.get('latency_samples', {})
@@ -147,8 +149,8 @@ def load_pairs(summary: Dict[str, Any]):
     dry, info = wav.read_wav(pair.pre_path)
     wet, _ = wav.read_wav(pair.post_path)
     lag = int(latency.get(f'{pair.effect} - {pair.name}', 0))
-    dry, wet = (dry, wet[lag:]) if lag >= 0 else (dry[-lag:], wet)
-    n = min(len(dry), len(wet))
+    dry, wet = dsp.trim_latency(dry, wet, lag)
+    n = len(dry)
     cut = int(round(n * (1.0 - float(summary.get('test_tail', 1.0))))) if is_test else n
     training += [(dry[:cut, c], wet[:cut, c]) for c in range(dry.shape[1]) if cut > 0]
     if is_test:
@@ -437,7 +439,45 @@ def _section_data(summary: Dict[str, Any], anomalies: Dict[str, List[str]]) -> s
   return (f'<p>{settings}.</p>' + _table(
       ['file', 'role', 'channels', 'seconds', 'train windows', 'eval windows', 'test windows',
        'dry peak / RMS (dB FS)', 'wet peak / RMS (dB FS)', 'latency (samples)'], rows)
-      + f'<ul>{checks}</ul>')
+      + f'<ul>{checks}</ul>' + _section_check(summary.get('check')))
+
+
+CHECK_COLUMNS = ['file', 'latency (samples)', 'confidence', 'coherence',
+                 'ESR identity (dB)', 'ESR FIR (dB)', 'ESR nonlinear (dB)', 'lag swing (samples)',
+                 'gain swing (dB)', 'phase swing (°)', 'noise floor (dB FS)', 'repeat ESR (dB)',
+                 'verdict']
+
+
+def _section_check(check: Optional[Dict[str, Any]]) -> str:
+  """The capture check's figures per pair and its findings (AudioExampleGen's summary)."""
+  if not check:
+    return '<h3>Capture check</h3><p class="note">Not run (examples made before it existed).</p>'
+  rows = []
+  for key, pair in sorted(check.get('pairs', {}).items()):
+    verdict = pair.get('verdict', '')
+    mark = {'error': 'bad', 'warning': 'bad'}.get(verdict, 'good')
+    rows.append([_e(pair.get('name', key)), _e(pair.get('latency_samples', '–')),
+                 _num(pair.get('latency_confidence')), _num(pair.get('coherence')),
+                 _num(pair.get('identity_esr_db'), 1), _num(pair.get('linear_esr_db'), 1),
+                 _num(pair.get('nonlinear_esr_db'), 1), _num(pair.get('lag_swing_samples'), 1),
+                 _num(pair.get('gain_swing_db'), 1), _num(pair.get('phase_swing_degrees'), 0),
+                 _num(pair.get('noise_floor_db'), 0), _num(pair.get('repeat_esr_db'), 1),
+                 f'<span class="{mark}">{_e(verdict)}</span>'])
+  findings = []
+  for pair in check.get('pairs', {}).values():
+    for finding in pair.get('findings', []):
+      cls = 'bad' if finding.get('severity') in ('error', 'warning') else 'note'
+      findings.append(f'<li class="{cls}">{_e(finding.get("severity"))}: '
+                      f'{_e(finding.get("message"))}</li>')
+  return ('<h3>Capture check</h3><p class="note">Run by the AudioExampleGen on every pair '
+          '(<code>fxemu check DATA_DIR</code> prints the same): latency by GCC-PHAT and its '
+          'confidence, coherence of the aligned pair, held-out ESR of output = input, of a '
+          'least-squares FIR and of a tiny nonlinear fit, swings of lag, gain and phase over '
+          'time, the noise floor where the dry is silent, and the ESR between the two passes '
+          'of a repeated segment. Errors stop the run before training (unless '
+          f'<code>--allow-unlearnable</code>). Verdict: <b>{_e(check.get("verdict", "?"))}</b>.'
+          '</p>' + _table(CHECK_COLUMNS, rows) +
+          (f'<ul>{"".join(findings)}</ul>' if findings else '<p>No findings.</p>'))
 
 
 # --- The page ----------------------------------------------------------------------------

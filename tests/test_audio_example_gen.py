@@ -304,3 +304,56 @@ def test_direct_runner_skips_tfx_dependency_packaging(monkeypatch):
   audio_example_gen.Executor(
       base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=portable))
   assert calls == [portable]
+
+
+def test_the_capture_check_reads_the_audio_and_leaves_the_examples_as_they_are(tmp_path,
+                                                                                data_dir):
+  directory, _ = data_dir
+  props = _props(directory)
+  jobs, _ = audio_example_gen.plan_pairs(props)
+  spec = audio_example_gen._window_spec(props)
+  written = {}
+  for check in (True, False):
+    out = tmp_path / str(check)
+    for split in ('train', 'eval', 'test'):
+      (out / f'Split-{split}').mkdir(parents=True)
+    for index, job in enumerate(jobs):
+      _, stats = audio_example_gen.write_pair(dict(job, index=index, count=len(jobs)), spec,
+                                              RATE, False, 400, str(out), check=check)
+      assert (stats['check'] is not None) == check
+    written[check] = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob('*.gz')}
+  assert written[True] == written[False] and len(written[True]) == 5
+
+
+def test_the_summary_holds_the_capture_check(tmp_path, data_dir):
+  directory, _ = data_dir
+  examples = _run(tmp_path, _props(directory))
+  summary = json.loads(examples.get_string_custom_property('fxemu_summary'))
+  check = summary['check']
+  assert set(check['pairs']) == {'toy - piano', 'toy - sine sweep', 'toy - squäre'}
+  assert check['verdict'] == examples.get_string_custom_property('fxemu_check')
+  for pair in check['pairs'].values():
+    assert pair['coherence'] > 0.9 and pair['latency_samples'] == 0
+    assert not [f for f in pair['findings'] if f['severity'] == 'error'], pair['findings']
+
+
+def test_align_trims_a_wet_side_that_leads(tmp_path):
+  """The wet file was cut 0.25 s later than the dry one: --align trims the dry's start."""
+  directory = tmp_path / 'data'
+  directory.mkdir()
+  from components import wav
+  lead = RATE // 4
+  for name in ('sweep', 'piano'):
+    pre, post, dry, wet = make_pair(str(directory), name, 3.0, sample_rate=RATE)
+    wav.write_wav(post, wet[lead:], RATE)                       # 0.25 s shorter, leading
+  examples = _run(tmp_path / 'y', _props(str(directory), align=1, max_latency_samples=RATE))
+  summary = json.loads(examples.get_string_custom_property('fxemu_summary'))
+  assert summary['latency_samples'] == {'toy - piano': -lead, 'toy - sweep': -lead}
+  for pair in summary['check']['pairs'].values():
+    assert [f['check'] for f in pair['findings'] if f['severity'] == 'warning'] == ['latency']
+  rows = [r for r in _read(examples, 'train') if r['offset'] > 0]  # (the first has no past)
+  assert rows
+  for row in rows:                              # wet = the toy effect of the window's dry
+    dry = row['dry'][198:1000]                  # (two samples of context before it)
+    np.testing.assert_allclose(row['wet'], np.convolve(dry, [0.3, 0.3, 0.2])[2:802],
+                               atol=3 / 32767)

@@ -31,6 +31,9 @@ def test_ingest(tiny_data, capsys, tmp_path):
   assert f['audio_seconds'] == pytest.approx(6.0)
   assert f['beam_in_memory_identical_files'] is True
   assert f['plain_rtf'] > 0 and f['beam_in_memory_rtf'] > 0 and f['copy_rtf'] > 0
+  # the capture check leaves the examples as they are, and is timed on its own
+  assert f['nocheck_identical_files'] is True
+  assert 0 < f['check_seconds'] < f['plain_seconds'] and 0 < f['check_fraction'] < 1
 
 
 def test_scaling(tiny_data, capsys, tmp_path):

@@ -135,7 +135,93 @@ def test_estimate_latency_finds_a_pure_delay(lag):
   rng = np.random.default_rng(abs(lag))
   dry = rng.standard_normal(4000)
   wet = np.roll(dry, lag) * 0.5
-  assert dsp.estimate_latency(dry, wet, 64) == lag
+  estimate = dsp.estimate_latency(dry, wet, 64)
+  assert estimate.samples == lag and estimate.confidence > 0.9 and not estimate.beyond_range
+
+
+RATE = 8000
+
+
+def _excitation(rng, seconds: float, sweeps: bool = True) -> np.ndarray:
+  """Noise bursts and sine sweeps at random levels with silences: like a capture signal."""
+  n = int(seconds * RATE)
+  out = np.zeros(n)
+  t = 0
+  while t < n:
+    length = int(rng.uniform(0.1, 0.4) * RATE)
+    level = 10 ** (rng.uniform(-40, -3) / 20)
+    if rng.random() < 0.5 or not sweeps:
+      piece = rng.standard_normal(length)
+    else:
+      f = np.cumsum(np.geomspace(50, 3000, length)) / RATE
+      piece = np.sin(2 * np.pi * f)
+    out[t:t + length] = level * piece[:n - t] / np.max(np.abs(piece))
+    t += length + int(rng.uniform(0.0, 0.15) * RATE)
+  return out
+
+
+def _nonlinear_chain(rng, dry: np.ndarray) -> np.ndarray:
+  """A random effect: a filter, a tanh or hard clip driven 6-40 dB, another filter."""
+  import scipy.signal
+  x = dry
+  for _ in range(2):
+    cutoff = rng.uniform(200, 3000)
+    kind = 'lowpass' if rng.random() < 0.5 else 'highpass'
+    sos = scipy.signal.butter(2, cutoff, kind, fs=RATE, output='sos')
+    x = scipy.signal.sosfilt(sos, x)
+    drive = 10 ** (rng.uniform(6, 40) / 20)
+    x = np.tanh(drive * x) if rng.random() < 0.5 else np.clip(drive * x, -0.5, 0.5)
+  return x
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10 ** 6), offset=st.integers(-int(0.3 * RATE), int(0.3 * RATE)),
+       noise_db=st.floats(-70, -30))
+def test_estimate_latency_finds_an_offset_through_a_random_nonlinear_chain(
+    seed, offset, noise_db):
+  """Either sign, up to 0.3 s, through filters and tanh/hard clipping, with noise."""
+  rng = np.random.default_rng(seed)
+  dry = _excitation(rng, 3.0)
+  wet = _nonlinear_chain(rng, dry)
+  wet = wet / max(np.max(np.abs(wet)), 1e-9) * 0.5
+  wet = wet + 10 ** (noise_db / 20) * rng.standard_normal(len(wet))
+  # The chain's filters delay it a little by themselves (group delay): the reference.
+  own = dsp.estimate_latency(dry, wet, RATE)
+  assert abs(own.samples) <= 40 and own.confidence > 0.2, own
+  # The wet recording starts `offset` samples later (offset > 0: latency) or earlier.
+  if offset >= 0:
+    wet = np.concatenate([np.zeros(offset), wet])[:len(dry)]
+  else:
+    wet, dry = wet[-offset:], dry[:len(dry) + offset]
+  estimate = dsp.estimate_latency(dry, wet, RATE)         # +-1 s
+  assert abs(estimate.samples - own.samples - offset) <= 1, (own, estimate)
+  assert estimate.confidence > 0.2 and not estimate.beyond_range, estimate
+
+
+def test_estimate_latency_beyond_the_range_says_so():
+  rng = np.random.default_rng(3)
+  dry = _excitation(rng, 4.0)
+  wet = np.concatenate([np.zeros(int(1.2 * RATE)), np.tanh(8 * dry)])[:len(dry)]
+  estimate = dsp.estimate_latency(dry, wet, RATE)
+  assert estimate.beyond_range and estimate.strongest_samples == int(1.2 * RATE)
+  inside = dsp.estimate_latency(dry, wet, int(1.5 * RATE))
+  assert inside.samples == int(1.2 * RATE) and not inside.beyond_range
+
+
+@pytest.mark.parametrize('seed', range(5))
+def test_estimate_latency_of_unrelated_signals_is_not_confident(seed):
+  rng = np.random.default_rng(seed)         # two takes of different noise bursts
+  dry, other = _excitation(rng, 3.0, sweeps=False), _excitation(rng, 3.0, sweeps=False)
+  estimate = dsp.estimate_latency(dry, np.tanh(4 * other), RATE)
+  assert estimate.confidence < 0.2 and not estimate.beyond_range     # no clear peak anywhere
+
+
+def test_trim_latency_keeps_the_common_part():
+  dry, wet = np.arange(10), np.arange(100, 110)
+  d, w = dsp.trim_latency(dry, wet, 3)
+  assert list(d) == list(range(7)) and list(w) == list(range(103, 110))
+  d, w = dsp.trim_latency(dry, wet, -2)
+  assert list(d) == list(range(2, 10)) and list(w) == list(range(100, 108))
 
 
 def test_least_squares_fir_recovers_a_filter():

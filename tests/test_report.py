@@ -116,9 +116,14 @@ def test_page_has_every_section_and_needs_no_network(page, first_run):
   for column in ('identity ESR (dB)', 'FIR ESR (dB)', 'last blessed ESR (dB)'):
     assert column in text
   assert 'all test files' in text and 'channel 0' in text and 'channel 1' in text
-  for name in ('piano', 'polysaw', 'saw', 'sine', 'square', 'triangle'):
+  # the rich capture signal set of `fxemu synth` (tests/conftest.py's tiny data)
+  for name in ('piano', 'bursts', 'plucks', 'polysaw', 'ramps', 'repeat'):
     assert f'<td>{name}</td>' in text
   assert 'schema anomalies (ExampleValidator): none' in text
+  # the capture check: a row of figures per pair, the verdict and its findings
+  check = text[text.index('<h3>Capture check</h3>'):]
+  assert 'Verdict: <b>ok</b>' in check and check.count('<span class="good">ok</span>') == 6
+  assert 'the floor no model can beat' in check          # the repeated segment's ESR
   assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', text)) == 3
   assert len(re.findall(r'<audio [^>]*src="data:audio/wav;base64,', text)) == 3
   assert not re.search(r'(src|href)="(https?:)?//', text)       # nothing from the network
