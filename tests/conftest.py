@@ -23,7 +23,8 @@ def seed_audio():
   return SEED_AUDIO
 
 
-TINY_TRAIN = dict(model='conv', conv_stride=32, conv_kernel=64, latent_channels=8,
+TINY_TRAIN = dict(model='conv', train_seconds=0,
+                  conv_stride=32, conv_kernel=64, latent_channels=8,
                   latent_dense_layers=1, latent_dilations=(1, 2), fir_taps=64,
                   fir_lookahead=8, epochs=3, batch_size=8, early_stopping_patience=3)
 

@@ -25,7 +25,8 @@ from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
 
 SR = 16000
 WINDOW, CONTEXT = 1024, 256
-CONFIG = TrainConfig(sample_rate=SR, window_samples=WINDOW, context_samples=CONTEXT,
+CONFIG = TrainConfig(model='conv', train_seconds=0,
+                     sample_rate=SR, window_samples=WINDOW, context_samples=CONTEXT,
                      conv_stride=16, conv_kernel=32, latent_channels=8,
                      latent_dilations=(1, 2), fir_taps=48, fir_lookahead=8)
 FIR = testing.lowpass_fir(31, 0.1)

@@ -21,7 +21,8 @@ from trainer.config import TrainConfig
 
 SR = 16000
 WINDOW, CONTEXT, HOP = 2048, 512, 1024
-CONFIG = dict(sample_rate=SR, window_samples=WINDOW, context_samples=CONTEXT, conv_stride=16,
+CONFIG = dict(model='conv', train_seconds=0,
+              sample_rate=SR, window_samples=WINDOW, context_samples=CONTEXT, conv_stride=16,
               conv_kernel=32, latent_channels=8, latent_dilations=(1, 2), fir_taps=32,
               fir_init='zeros', epochs=8, early_stopping_patience=0, learning_rate=1e-2,
               warmup_steps=5, seed=3, batch_size=8)

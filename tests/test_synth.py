@@ -222,7 +222,8 @@ def rich():
 def test_rich_signals_are_clean_stereo_below_full_scale(rich):
   for name, x in rich.items():
     assert x.shape == (6 * SR, 2) and x.dtype == np.float32, name
-    assert np.all(np.isfinite(x)) and np.max(np.abs(x)) <= 10 ** (capture_signals.PEAK_DB / 20) + 1e-6
+    peak = 10 ** (capture_signals.PEAK_DB / 20)
+    assert np.all(np.isfinite(x)) and np.max(np.abs(x)) <= peak + 1e-6
     assert abs(np.corrcoef(x[:, 0], x[:, 1])[0, 1]) < 0.95, name
   np.testing.assert_array_equal(capture_signals.capture_signal('bursts', 1.0, SR, seed=2),
                                 capture_signals.capture_signal('bursts', 1.0, SR, seed=2))

