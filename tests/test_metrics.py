@@ -74,7 +74,8 @@ def _expected(setup):
     wet = np.array(feature['wet'].float_list.value, np.float32)
     pred = serve(examples=tf.constant([record.numpy()]))['wet'].numpy()[0]
     for key in (source, ''):
-      entry = by_source.setdefault(key, {'wet': [], 'pred': [], 'dry': []})
+      entry = by_source.setdefault(key, {'wet': [], 'pred': [], 'dry': [], 'stft': 0.0})
+      entry['stft'] = entry['stft'] + dsp.mrstft_sums(wet, pred)   # frames inside the window
       entry['wet'].append(wet)
       entry['pred'].append(pred)
       entry['dry'].append(dry[CONTEXT:CONTEXT + WINDOW])
@@ -84,7 +85,9 @@ def _expected(setup):
     out[key] = {'esr': dsp.esr(wet, pred), 'esr_db': dsp.esr_db(wet, pred),
                 'rmse': dsp.rmse(wet, pred), 'identity_esr_db': dsp.esr_db(wet, dry),
                 'esr_db_vs_identity': dsp.esr_db(wet, pred) - dsp.esr_db(wet, dry),
-                'identity_rmse': dsp.rmse(wet, dry)}
+                'identity_rmse': dsp.rmse(wet, dry),
+                'mrstft': dsp.mrstft_from_sums(entry['stft'])}
+    assert out[key]['mrstft'] > 0.0
   return out
 
 
