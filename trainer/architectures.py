@@ -235,12 +235,25 @@ class WaveNetLayer(keras.layers.Layer):
       return tf.tanh(z[..., :self.channels]) * tf.sigmoid(z[..., self.channels:])
     return self._activation(z)
 
+  @property
+  def reach(self) -> int:
+    """Past samples of ``h`` one output sample depends on: (kernel - 1) x dilation."""
+    return (self.kernel - 1) * self.dilation
+
   def call(self, inputs):
     h, condition = inputs
-    dtype = h.dtype
-    reach = (self.kernel - 1) * self.dilation
-    padded = tf.pad(h, [[0, 0], [reach, 0], [0, 0]])
-    z = tf.nn.conv1d(padded, tf.cast(self.conv_kernel, dtype), stride=1, padding='VALID',
+    return self.step(tf.pad(h, [[0, 0], [self.reach, 0], [0, 0]]), condition, h)
+
+  def step(self, h_with_past, condition, h=None):
+    """The layer on ``h_with_past [b, reach + n, C]`` (the ``reach`` samples before the
+    ``n`` new ones, zeros before the stream began) and ``condition [b, n, M]``; returns
+    ``(h [b, n, C], a [b, n, C])``. :meth:`call` pads with zeros; streaming passes the
+    cached past (:mod:`trainer.streaming`), so both compute exactly the same. ``h``, the
+    last n samples of ``h_with_past``, may be passed to save slicing a copy."""
+    dtype = h_with_past.dtype
+    if h is None:
+      h = h_with_past[:, self.reach:]
+    z = tf.nn.conv1d(h_with_past, tf.cast(self.conv_kernel, dtype), stride=1, padding='VALID',
                      dilations=self.dilation)
     z = z + tf.nn.conv1d(condition, tf.cast(self.mix_kernel, dtype), stride=1, padding='VALID')
     bias = tf.cast(self.bias, dtype)
