@@ -7,6 +7,10 @@ Signatures:
 * ``serving_examples``: ``examples`` (serialized tf.Example, ``[batch]``) -> ``wet``
   float32 ``[batch, window]``: the centre ``window`` samples of the model's output on
   the ``dry`` feature, i.e. the prediction of the ``wet`` label (TFMA evaluates it).
+* ``stream`` (streamable models, :mod:`trainer.streaming`): ``audio`` float32 ``[batch,
+  n]`` (one block, n >= 1) and ``state`` float32 ``[batch, state_size]`` (zeros to start
+  a stream) -> ``wet`` ``[batch, n]`` (the whole-stream output ``stream_latency_samples``
+  earlier) and the next ``state``. Each block costs O(n).
 
 ``assets/fxemu.json`` holds what a client needs for block-wise processing: sample rate,
 receptive field, block multiple (blocks must start at multiples of it), window/context
@@ -25,16 +29,26 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 import tf_keras as keras  # pylint: disable=g-import-not-at-top
 
 from trainer import architectures  # pylint: disable=g-import-not-at-top
+from trainer import streaming  # pylint: disable=g-import-not-at-top
 from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
 
 ASSET_NAME = 'fxemu.json'
 AUDIO_SIGNATURE = 'serving_default'
 EXAMPLES_SIGNATURE = 'serving_examples'
+STREAM_SIGNATURE = 'stream'
 
 
 def metadata(model: keras.Model, config: TrainConfig) -> Dict[str, Any]:
   """Contents of ``fxemu.json``."""
   past, future = architectures.receptive_field_extent(config)
+  stream = {}
+  if not streaming.streamable(config):
+    streamer = streaming.Streamer(model, config)
+    stream = {STREAM_SIGNATURE: {
+        'inputs': {'audio': '[batch, samples] float32',
+                   'state': f'[batch, {streamer.state_size}] float32'},
+        'outputs': {'wet': '[batch, samples] float32',
+                    'state': f'[batch, {streamer.state_size}] float32'}}}
   return {
       'model': config.model,
       'sample_rate': config.sample_rate,
@@ -45,10 +59,13 @@ def metadata(model: keras.Model, config: TrainConfig) -> Dict[str, Any]:
       'window_samples': config.window_samples,
       'context_samples': config.context_samples,
       'parameter_count': architectures.parameter_count(model),
+      'stream_state_size': streamer.state_size if stream else 0,
+      'stream_latency_samples': streamer.latency if stream else None,
       'signatures': {AUDIO_SIGNATURE: {'inputs': {'audio': '[batch, samples] float32'},
                                        'outputs': {'wet': '[batch, samples] float32'}},
                      EXAMPLES_SIGNATURE: {'inputs': {'examples': '[batch] string'},
-                                          'outputs': {'wet': '[batch, window] float32'}}},
+                                          'outputs': {'wet': '[batch, window] float32'}},
+                     **stream},
       'train_config': config.to_custom_config(),
   }
 
@@ -63,6 +80,16 @@ class ServingModule(tf.Module):
     self._window = config.window_samples
     self._context = config.context_samples
     self._input_samples = config.input_samples
+    self.streamer = None
+    if not streaming.streamable(config):
+      self.streamer = streaming.Streamer(model, config)
+      self.serve_stream = tf.function(self._stream, input_signature=[
+          tf.TensorSpec([None, None], tf.float32, name='audio'),
+          tf.TensorSpec([None, self.streamer.state_size], tf.float32, name='state')])
+
+  def _stream(self, audio, state):
+    wet, state = self.streamer.step(audio, state)
+    return {'wet': wet, 'state': state}
 
   @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name='audio')])
   def serve_audio(self, audio):
@@ -83,8 +110,11 @@ def export_serving_model(model: keras.Model, config: TrainConfig, export_dir: st
     with open(asset_path, 'w') as f:
       json.dump(metadata(model, config), f, indent=2, sort_keys=True)
     module = ServingModule(model, config, asset_path)
-    tf.saved_model.save(module, export_dir, signatures={
-        AUDIO_SIGNATURE: module.serve_audio, EXAMPLES_SIGNATURE: module.serve_examples})
+    signatures = {AUDIO_SIGNATURE: module.serve_audio,
+                  EXAMPLES_SIGNATURE: module.serve_examples}
+    if module.streamer is not None:
+      signatures[STREAM_SIGNATURE] = module.serve_stream
+    tf.saved_model.save(module, export_dir, signatures=signatures)
   return export_dir
 
 
