@@ -122,3 +122,21 @@ def read_metadata(export_dir: str) -> Dict[str, Any]:
   """The ``fxemu.json`` of an exported model."""
   with tf.io.gfile.GFile(os.path.join(export_dir, 'assets', ASSET_NAME)) as f:
     return json.load(f)
+
+
+def stream_tflite(export_dir: str) -> bytes:
+  """The ``stream`` signature of an exported model as a TFLite flatbuffer.
+
+  TFLite's built-in operators cover nearly all of it; the few left (the frame and
+  overlap-add of the strided paths) run on the select-TF-ops delegate, which
+  ``tf.lite.Interpreter`` and the TFLite runtime with Flex support provide. Raises
+  ValueError if the model has no ``stream`` signature.
+  """
+  if STREAM_SIGNATURE not in read_metadata(export_dir).get('signatures', {}):
+    raise ValueError(f'{export_dir}: the model has no {STREAM_SIGNATURE!r} signature '
+                     '(its architecture cannot stream)')
+  converter = tf.lite.TFLiteConverter.from_saved_model(export_dir,
+                                                       signature_keys=[STREAM_SIGNATURE])
+  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS,
+                                         tf.lite.OpsSet.SELECT_TF_OPS]
+  return converter.convert()
