@@ -94,12 +94,14 @@ def measure(examples: str, model_name: str, epochs: int, run_epochs: int) -> Dic
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from trainer import architectures  # pylint: disable=import-outside-toplevel
   from trainer import data  # pylint: disable=import-outside-toplevel
+  from trainer import model as model_lib  # pylint: disable=import-outside-toplevel
   config = train_config(model_name)
   train_files = os.path.join(examples, 'Split-train')
   num_train = data.count_examples(train_files)
   steps = num_train // config.batch_size
   core, model = compiled_model(config, steps * (2 * epochs + 2))
-  dry, wet = data.take_numpy(train_files, config, config.batch_size)
+  crop = model_lib.input_crop(config)   # the context the model cannot use, as run_fn drops it
+  dry, wet = data.take_numpy(train_files, config, config.batch_size, crop=crop)
   in_memory = tf.data.Dataset.from_tensors((dry, wet)).repeat()
 
   def fit(dataset, n_epochs):
@@ -109,7 +111,8 @@ def measure(examples: str, model_name: str, epochs: int, run_epochs: int) -> Dic
 
   fit(in_memory, 1)                                 # warm-up: tracing, kernel selection
   memory_before = fit(in_memory, epochs)
-  real = data.make_dataset(train_files, config, config.batch_size, training=True, repeat=True)
+  real = data.make_dataset(train_files, config, config.batch_size, training=True, repeat=True,
+                           crop=crop)
   real_times = fit(real, 1 + epochs)
   memory_after = fit(in_memory, epochs)
   memory_sps = steps * 2 * epochs / (sum(memory_before) + sum(memory_after))
@@ -119,7 +122,8 @@ def measure(examples: str, model_name: str, epochs: int, run_epochs: int) -> Dic
   run_sps = steps * run_epochs / run_seconds
 
   # tf.data alone: a fresh dataset drained twice (first pass fills the cache).
-  drain = data.make_dataset(train_files, config, config.batch_size, training=True, repeat=True)
+  drain = data.make_dataset(train_files, config, config.batch_size, training=True, repeat=True,
+                            crop=crop)
   iterator = iter(drain)
   start = time.perf_counter()
   for _ in range(steps):

@@ -51,16 +51,18 @@ def train_one_epoch(examples: str, model_name: str) -> Dict:
   """Wall time of one epoch of the default model over ``examples``' training split."""
   from benchmarks import input_pipeline  # pylint: disable=import-outside-toplevel
   from trainer import data  # pylint: disable=import-outside-toplevel
+  from trainer import model as model_lib  # pylint: disable=import-outside-toplevel
   config = input_pipeline.train_config(model_name)
   train_files = os.path.join(examples, 'Split-train')
   num_train = data.count_examples(train_files)
   steps = num_train // config.batch_size
   _, model = input_pipeline.compiled_model(config, steps)
   warm = data.make_dataset(train_files, input_pipeline.train_config(model_name, cache=False),
-                           config.batch_size, training=False).take(2)
+                           config.batch_size, training=False,
+                           crop=model_lib.input_crop(config)).take(2)
   model.fit(warm, epochs=1, verbose=0)              # tracing and kernel selection
   dataset = data.make_dataset(train_files, config, config.batch_size, training=True,
-                              repeat=True)
+                              repeat=True, crop=model_lib.input_crop(config))
   start = time.perf_counter()
   model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
   return {'train_examples': num_train, 'steps': steps,

@@ -51,10 +51,12 @@ class TestProbe:
   def score(self, model, epoch: int) -> None:
     import numpy as np  # pylint: disable=import-outside-toplevel
     from trainer import data  # pylint: disable=import-outside-toplevel
+    from trainer import model as model_lib  # pylint: disable=import-outside-toplevel
     at = self.elapsed()
     begin = time.perf_counter()
     if self._dataset is None:
-      self._dataset = data.make_dataset(self.test_files, self.config, 16, training=False)
+      self._dataset = data.make_dataset(self.test_files, self.config, 16, training=False,
+                                        crop=model_lib.input_crop(self.config))
     error = energy = 0.0
     for dry, wet in self._dataset:
       predicted = model(dry, training=False).numpy().astype(np.float64)

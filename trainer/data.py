@@ -100,10 +100,12 @@ def make_dataset(file_patterns, config: TrainConfig, batch_size: int, training: 
   return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def take_numpy(file_patterns, config: TrainConfig, count: int) -> Tuple[np.ndarray, np.ndarray]:
-  """The first ``count`` examples of the sorted files, in order: ``(dry, wet)`` arrays."""
+def take_numpy(file_patterns, config: TrainConfig, count: int,
+               crop: Tuple[int, int] = (0, 0)) -> Tuple[np.ndarray, np.ndarray]:
+  """The first ``count`` examples of the sorted files, in order: ``(dry, wet)`` arrays
+  (``crop`` as in :func:`make_dataset`)."""
   ds = make_dataset(file_patterns, dataclasses.replace(config, cache=False),
-                    batch_size=max(1, count), training=False).take(1)
+                    batch_size=max(1, count), training=False, crop=crop).take(1)
   for dry, wet in ds:
     return dry.numpy(), wet.numpy()
   return (np.zeros([0, config.input_samples], np.float32),
