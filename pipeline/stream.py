@@ -129,9 +129,11 @@ class TFLiteStream:
     return out['wet']
 
 
-def open_stream(model, channels: int = 1, tflite: Optional[str] = None):
+def open_stream(model, channels: int = 1, tflite: Optional[str] = None,
+                threads: Optional[int] = None):
   """A :class:`SavedModelStream` of ``model`` (a LocalModel or a model directory), or a
-  :class:`TFLiteStream` of the ``tflite`` file with ``model``'s latency."""
+  :class:`TFLiteStream` of the ``tflite`` file with ``model``'s latency (``threads``:
+  the interpreter's threads, None = its default)."""
   if isinstance(model, str):
     model = apply.open_model(model)
   if tflite:
@@ -141,7 +143,7 @@ def open_stream(model, channels: int = 1, tflite: Optional[str] = None):
     except OSError as e:
       raise apply.ModelError(f'{tflite}: cannot read the TFLite model ({e})') from e
     state_size, latency = stream_info(model)
-    runner = TFLiteStream(content, channels, latency, model.info)
+    runner = TFLiteStream(content, channels, latency, model.info, threads)
     runner.tail_model = model
     if runner.state_size != state_size:
       raise apply.ModelError(f'{tflite}: state size {runner.state_size} does not match the '
