@@ -514,7 +514,7 @@ def run_apply_command(args) -> int:
       from pipeline import stream  # pylint: disable=g-import-not-at-top
       model = open_model(args.model, args.model_info)
       result = stream.apply_file_streaming(model, args.input, args.output, args.block_size,
-                                           subtype=args.subtype)
+                                           subtype=args.subtype, verbose=not args.quiet)
     else:
       result = apply_file(args.model, args.input, args.output, subtype=args.subtype,
                           block_seconds=args.block_seconds, progress=not args.quiet,

@@ -211,11 +211,12 @@ def process_stream(runner, audio: np.ndarray, block_size=DEFAULT_BLOCK) -> np.nd
 
 def apply_file_streaming(model, in_path: str, out_path: str, block_size: int,
                          subtype: Optional[str] = None, tflite: Optional[str] = None,
-                         progress: bool = False) -> apply.ApplyResult:
+                         progress: bool = False, verbose: bool = False) -> apply.ApplyResult:
   """``fxemu apply --block-size N``: the file in N-sample blocks through the ``stream``
   signature (O(N) per block, state carried); a model without it falls back to the
   seamless blocks of :func:`pipeline.apply.process` (the past context recomputed for
-  every block) and says so on stderr. Output equals the whole-file output."""
+  every block) and says so on stderr. Output equals the whole-file output. ``verbose``:
+  print the stream's latency (samples) on stderr."""
   del progress
   if subtype is not None and subtype not in wav.SUBTYPES:
     raise ValueError(f'unknown subtype {subtype!r}; choose from {sorted(wav.SUBTYPES)}')
@@ -230,8 +231,13 @@ def apply_file_streaming(model, in_path: str, out_path: str, block_size: int,
                              'resample the file first')
   try:
     runner = open_stream(model, info.channels, tflite)
+    if verbose:
+      print(f'fxemu apply: streaming in blocks of {block_size} samples through the '
+            f'{STREAM_SIGNATURE!r} signature; latency {runner.latency} samples '
+            f'({1000.0 * runner.latency / info.sample_rate:.2f} ms)', file=sys.stderr)
     wet = process_stream(runner, audio, block_size)
-    blocks = -(-(info.num_frames + runner.latency) // block_size)
+    fed = info.num_frames + (0 if runner.tail_model is not None else runner.latency)
+    blocks = -(-fed // block_size)
   except NotStreamable as e:
     if tflite:
       raise
