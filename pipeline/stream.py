@@ -12,9 +12,11 @@ field. Each channel is one batch row with its own state row.
   (samples) and ``reset()``.
 * The stream's output is the whole-file output ``latency`` samples late (0 for causal
   models; the FIR look-ahead or the conv model's centred frames make it late).
-  :func:`process_stream` feeds a whole file, then ``latency`` samples of silence (what
-  the whole-file model sees past the end), and drops the first ``latency`` samples: the
-  result equals the whole-file output (to float rounding, tested to 1e-5).
+  :func:`process_stream` feeds a whole file, drops the first ``latency`` output samples
+  and computes the last ``latency`` with one whole-file call on the end of the file
+  (:func:`whole_file_tail`; the conv model has no frames past a file's end, which
+  silence fed to the stream would not reproduce): the result equals the whole-file
+  output (to float rounding, tested to 1e-5).
 * ``fxemu stream`` does the same from stdin to stdout, block by block: raw PCM
   (``--raw f32|s16``, ``--rate``, ``--channels``) or a WAV file (header first, then
   samples), and prints the latency on stderr.
@@ -25,7 +27,7 @@ import os
 import struct
 import sys
 import time
-from typing import BinaryIO, Iterable, List, Optional, Sequence
+from typing import BinaryIO, List, Optional
 
 import numpy as np
 
@@ -93,7 +95,7 @@ class SavedModelStream:
 
 
 class TFLiteStream:
-  """The TFLite form of the ``stream`` signature (:func:`tflite_bytes`) in
+  """The TFLite form of the ``stream`` signature (``trainer.export.stream_tflite``) in
   ``tf.lite.Interpreter`` (with the select-TF-ops delegate for its few TF ops).
 
   ``latency`` is not in the flatbuffer: pass it (fxemu.json's ``stream_latency_samples``;
@@ -143,7 +145,12 @@ def open_stream(model, channels: int = 1, tflite: Optional[str] = None,
     except OSError as e:
       raise apply.ModelError(f'{tflite}: cannot read the TFLite model ({e})') from e
     state_size, latency = stream_info(model)
-    runner = TFLiteStream(content, channels, latency, model.info, threads)
+    try:
+      runner = TFLiteStream(content, channels, latency, model.info, threads)
+    except NotStreamable as e:
+      raise apply.ModelError(f'{tflite}: {e}') from e
+    except Exception as e:  # pylint: disable=broad-except
+      raise apply.ModelError(f'{tflite}: not a usable TFLite model ({e})') from e
     runner.tail_model = model
     if runner.state_size != state_size:
       raise apply.ModelError(f'{tflite}: state size {runner.state_size} does not match the '

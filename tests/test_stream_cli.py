@@ -180,3 +180,8 @@ def test_export_tflite_default_path_and_errors(tmp_path, models, capsys):
   assert 'no \'stream\' signature' in capsys.readouterr().err
   assert _run_cli(['export', '--tflite', str(tmp_path / 'missing')]) == 1
   assert 'no such model directory' in capsys.readouterr().err
+  broken = tmp_path / 'broken.tflite'
+  broken.write_bytes(b'not a flatbuffer')
+  status, _ = _run_cli(['stream', models['hybrid'].path, '--tflite', str(broken)],
+                       wav.encode_wav(_audio(100, 1), RATE))
+  assert status == 1 and 'broken.tflite: not a usable TFLite model' in capsys.readouterr().err
