@@ -498,6 +498,11 @@ def add_apply_command(subparsers) -> None:
                       help='for an endpoint that does not report the model\'s sample rate and '
                       'receptive field (tensorflow_model_server): the model\'s version '
                       'directory or its assets/fxemu.json')
+  parser.add_argument('--block-size', type=int, default=None, metavar='N',
+                      help='stream the file in blocks of N samples through the model\'s '
+                      '"stream" signature (O(N) per block, state carried from block to block; '
+                      'models without it use seamless N-sample blocks); the output equals the '
+                      'whole-file output. Overrides --block-seconds')
   parser.add_argument('--quiet', action='store_true', help='no progress bar or summary')
   parser.set_defaults(func=run_apply_command)
 
@@ -505,9 +510,15 @@ def add_apply_command(subparsers) -> None:
 def run_apply_command(args) -> int:
   """``fxemu apply``: returns the exit status (0 ok, 1 error)."""
   try:
-    result = apply_file(args.model, args.input, args.output, subtype=args.subtype,
-                        block_seconds=args.block_seconds, progress=not args.quiet,
-                        model_info=args.model_info)
+    if getattr(args, 'block_size', None) is not None:
+      from pipeline import stream  # pylint: disable=g-import-not-at-top
+      model = open_model(args.model, args.model_info)
+      result = stream.apply_file_streaming(model, args.input, args.output, args.block_size,
+                                           subtype=args.subtype, verbose=not args.quiet)
+    else:
+      result = apply_file(args.model, args.input, args.output, subtype=args.subtype,
+                          block_seconds=args.block_seconds, progress=not args.quiet,
+                          model_info=args.model_info)
   except (wav.AudioFileError, ModelError, ValueError) as e:
     print(f'fxemu apply: error: {e}', file=sys.stderr)
     return 1

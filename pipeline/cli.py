@@ -6,6 +6,8 @@
     fxemu report [RUN]               write the HTML report of the latest run
     fxemu apply MODEL in.wav out.wav run audio through a pushed model (or a serving URL)
     fxemu serve MODEL_BASE           serve a model directory with TF Serving's REST API
+    fxemu stream MODEL < in > out    stream audio (WAV or raw PCM) through a model, stdin to stdout
+    fxemu export --tflite MODEL [OUT] the model's stream signature as TFLite
     fxemu kubeflow compile|upload|run  the same pipeline on Kubeflow Pipelines 2.x
 
 ``fxemu COMMAND --help`` explains every option.
@@ -283,11 +285,14 @@ def build_parser() -> argparse.ArgumentParser:
   from pipeline.check import add_check_command
   from pipeline.report import add_report_command
   from pipeline.serve import add_serve_command
+  from pipeline.stream import add_export_command, add_stream_command
   from kubeflow.client import add_kubeflow_command
   add_check_command(commands)
   add_report_command(commands)
   add_apply_command(commands)
   add_serve_command(commands)
+  add_stream_command(commands)
+  add_export_command(commands)
   add_kubeflow_command(commands)
   return parser
 
