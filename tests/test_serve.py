@@ -255,7 +255,7 @@ def test_new_versions_are_picked_up_and_bad_ones_skipped(tmp_path, exported, dir
     assert not serve.wait_until(lambda: version()['version'] == '2', 0.8)
     shutil.copytree(os.path.join(exported[2], 'variables'), base / '2' / 'variables')
     shutil.copytree(os.path.join(exported[2], 'assets'), base / '2' / 'assets')
-    assert serve.wait_until(lambda: version()['version'] == '2', 5.0)
+    assert serve.wait_until(lambda: version()['version'] == '2', 30.0)
     answer = _post(server, {'instances': x.tolist()})
     np.testing.assert_allclose(answer.json()['predictions'], direct[2].predict(x), atol=1e-6)
     assert not np.allclose(direct[1].predict(x), direct[2].predict(x), atol=1e-3)
@@ -263,7 +263,7 @@ def test_new_versions_are_picked_up_and_bad_ones_skipped(tmp_path, exported, dir
     (base / '3' / 'variables').mkdir(parents=True)
     (base / '3' / 'saved_model.pb').write_bytes(b'not a saved model')
     statuses = lambda: requests.get(server.url, timeout=10).json()['model_version_status']
-    assert serve.wait_until(lambda: statuses()[0]['version'] == '3', 5.0)
+    assert serve.wait_until(lambda: statuses()[0]['version'] == '3', 30.0)
     assert statuses()[0]['state'] == 'END' and statuses()[0]['status']['error_message']
     assert statuses()[1] == {'version': '2', 'state': 'AVAILABLE',
                              'status': {'error_code': 'OK', 'error_message': ''}}
@@ -281,7 +281,7 @@ def test_empty_base_answers_404_until_a_version_arrives(tmp_path, exported):
     assert requests.get(server.url, timeout=10).status_code == 404
     assert _post(server, {'instances': [[0.1]]}).status_code == 404
     shutil.copytree(exported[1], base / '5')
-    assert serve.wait_until(lambda: requests.get(server.url, timeout=10).status_code == 200, 5.0)
+    assert serve.wait_until(lambda: requests.get(server.url, timeout=10).status_code == 200, 30.0)
   finally:
     _stop(server)
 
