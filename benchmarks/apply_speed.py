@@ -12,11 +12,11 @@ Figures:
 * ``apply_rtf``: real-time factor (seconds of audio per wall second) of what
   ``fxemu apply`` does once the model is loaded: read a stereo 16-bit WAV of
   ``--seconds``, run the model in its default blocks, write the wet WAV
-  (:func:`pipeline.apply.apply_file`; best of ``--repeats`` after a warm-up); loading
+  (:func:`pipeline.inference.apply.apply_file`; best of ``--repeats`` after a warm-up); loading
   the SavedModel is timed separately (``load_seconds``); goals (:data:`APPLY_RTF_GOALS`):
   the default model >= 20x, the conv model >= 100x;
 * whole-file real-time factor: one model call for the whole file (mono);
-* streaming RTF and per-block latency (mean / p99 ms) of :class:`pipeline.apply.
+* streaming RTF and per-block latency (mean / p99 ms) of :class:`pipeline.inference.apply.
   BlockProcessor` with 512-sample blocks, after its ``warm_up()`` (timed separately);
   a block is real-time when it takes less than its own duration (``budget_ms``). The
   stream's algorithmic delay is ``latency`` samples (the future receptive field
@@ -41,7 +41,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 
-from pipeline import apply  # pylint: disable=g-import-not-at-top
+from pipeline.inference import apply  # pylint: disable=g-import-not-at-top
 from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
 
 DEFAULT_MODEL = TrainConfig().model
@@ -104,7 +104,7 @@ def measure_streaming(model, seconds: float, block: int) -> Dict[str, float]:
 
 def measure_apply_file(model, seconds: float, repeats: int, scratch: str) -> Dict[str, float]:
   """``fxemu apply``'s work on a stereo 16-bit WAV of ``seconds``, model already loaded."""
-  from components import wav  # pylint: disable=g-import-not-at-top
+  from components.audio import wav  # pylint: disable=g-import-not-at-top
   in_path = os.path.join(scratch, 'apply-in.wav')
   out_path = os.path.join(scratch, 'apply-out.wav')
   wav.write_wav(in_path, test_signal(seconds, model.info.sample_rate, channels=2),

@@ -14,7 +14,7 @@ Rows (seconds of stereo audio turned into examples per wall second, "x real time
   uses (what the component did before it wrote its own files): what compression costs.
 * ``plain loop without the capture check``: the same with ``write_pair(check=False)``;
   its files must be the same bytes (the check only reads the audio). ``capture check
-  alone``: :func:`components.capture_check.check_audio` on the decoded pairs (decoding
+  alone``: :func:`components.audio.capture_check.check_audio` on the decoded pairs (decoding
   not timed), the check's own cost; ``check_fraction`` is it over the plain loop's time
   (goal: < 10 %).
 * ``beam in_memory`` / ``multi_threading`` / ``multi_processing`` with 1 or 2 workers:
@@ -60,7 +60,7 @@ def plain_loop(props: Dict, out_dir: str, compression_level: int, check: bool = 
   """The component's work in one process, pair after pair (no Beam); ``check=False``
   leaves out the capture check."""
   from components import audio_example_gen  # pylint: disable=import-outside-toplevel
-  from components import split_plan  # pylint: disable=import-outside-toplevel
+  from components.audio import split_plan  # pylint: disable=import-outside-toplevel
   jobs, summary = audio_example_gen.plan_pairs(props)
   spec = audio_example_gen._window_spec(props)  # pylint: disable=protected-access
   align = bool(props.get('align'))
@@ -80,8 +80,8 @@ def check_only(props: Dict, repeats: int) -> float:
   """Best-of-``repeats`` seconds the capture check takes over every pair, audio decoded
   beforehand (as the AudioExampleGen has it when it runs the check)."""
   from components import audio_example_gen  # pylint: disable=import-outside-toplevel
-  from components import capture_check  # pylint: disable=import-outside-toplevel
-  from components import pairs as pairs_lib  # pylint: disable=import-outside-toplevel
+  from components.audio import capture_check  # pylint: disable=import-outside-toplevel
+  from components.audio import pairs as pairs_lib  # pylint: disable=import-outside-toplevel
   jobs, _ = audio_example_gen.plan_pairs(props)
   spec = audio_example_gen._window_spec(props)  # pylint: disable=protected-access
   settings = capture_check.CheckSettings(
@@ -135,8 +135,8 @@ def timed(fn, repeats: int):
 def measure(data_dir: str, effect: str, scratch: str, modes: List[str], repeats: int,
             level6: bool) -> Dict:
   """Every row of the table for ``effect`` in ``data_dir``; figures in a flat dict."""
-  from components import example_codec  # pylint: disable=import-outside-toplevel
-  from components import pairs as pairs_lib  # pylint: disable=import-outside-toplevel
+  from components.audio import tfexample  # pylint: disable=import-outside-toplevel
+  from components.audio import pairs as pairs_lib  # pylint: disable=import-outside-toplevel
   props = common.example_gen_props(data_dir, effect)
   seconds = common.audio_seconds(data_dir, effect)
   pairs = pairs_lib.find_pairs(data_dir, effect)
@@ -150,13 +150,13 @@ def measure(data_dir: str, effect: str, scratch: str, modes: List[str], repeats:
     return path
 
   # Warm-up (imports, decoder start-up, page cache), not timed.
-  plain_loop(props, fresh('warm'), example_codec.DEFAULT_GZIP_LEVEL)
+  plain_loop(props, fresh('warm'), tfexample.DEFAULT_GZIP_LEVEL)
 
   rows, figures = [], {'audio_seconds': seconds, 'input_mb': input_bytes / 1e6,
-                       'gzip_level': example_codec.DEFAULT_GZIP_LEVEL}
+                       'gzip_level': tfexample.DEFAULT_GZIP_LEVEL}
   plain_dir = os.path.join(scratch, 'plain')
   plain_seconds, summary = timed(lambda: plain_loop(props, fresh('plain'),
-                                                    example_codec.DEFAULT_GZIP_LEVEL), repeats)
+                                                    tfexample.DEFAULT_GZIP_LEVEL), repeats)
   output_bytes = common.dir_bytes(plain_dir)
   reference = digests(plain_dir)
   figures.update(output_mb=output_bytes / 1e6, examples=sum(summary['windows'].values()))
@@ -164,10 +164,10 @@ def measure(data_dir: str, effect: str, scratch: str, modes: List[str], repeats:
   figures['uncompressed_mb'] = sum(_gunzipped_size(path) for path in outputs) / 1e6
   copy_seconds, copied = timed(lambda: file_copy(wav_files + outputs, fresh('copy')), repeats)
   rows.append(('file copy (WAVs + TFRecords)', 1, copy_seconds, copied, None))
-  rows.append((f'plain loop (GZIP {example_codec.DEFAULT_GZIP_LEVEL})', 1, plain_seconds,
+  rows.append((f'plain loop (GZIP {tfexample.DEFAULT_GZIP_LEVEL})', 1, plain_seconds,
                output_bytes, True))
   nocheck_seconds, _ = timed(lambda: plain_loop(props, fresh('nocheck'),
-                                                example_codec.DEFAULT_GZIP_LEVEL, check=False),
+                                                tfexample.DEFAULT_GZIP_LEVEL, check=False),
                              repeats)
   same_without_check = digests(os.path.join(scratch, 'nocheck')) == reference
   rows.append(('plain loop without the capture check', 1, nocheck_seconds,

@@ -14,9 +14,9 @@ For each case (an effect of a data set, under a protocol) it measures on the tes
              ``.venv-peers``, made by ``scripts/setup_peers.sh`` on first use); its default
              model is a packed WaveNet of two submodels, and the row shows the better of them
              on the test audio (``nam_SUBMODEL`` rows show each)
-Every row is scored by the same code (``pipeline.report``): ESR in dB over all test
+Every row is scored by the same code (``pipeline.report.run_report``): ESR in dB over all test
 channels, the RMSE, and a phase-invariant multi-resolution STFT distance (``mrstft``,
-:func:`components.dsp.mrstft_from_sums`). ``vs nam dB`` is a row's ESR minus NAM's, measured
+:func:`components.audio.dsp.mrstft_from_sums`). ``vs nam dB`` is a row's ESR minus NAM's, measured
 in the same run (negative = better than NAM).
 
 Cases: ``EFFECT`` (the default data set of ``fxemu synth``: overdrive, compressor, lowpass,
@@ -84,7 +84,7 @@ def pipeline_config(data: str, effect: str, protocol: str, out: str):
 
 def load_case(config):
   """(training tracks, test tracks) exactly as the pipeline's report reads them."""
-  from pipeline import report
+  from pipeline.report import run_report as report
   return report.load_pairs({'input_base': config.data_path, 'effect': config.effect,
                             'test_patterns': config.test_patterns,
                             'test_tail': config.test_tail})
@@ -95,7 +95,7 @@ def fresh_tests(config):
 
 
 def linear_rows(config):
-  from pipeline import report
+  from pipeline.report import run_report as report
   training, tests = load_case(config)
   start = time.time()
   fir = report.fir_references(training, tests)[('', '')]
@@ -108,7 +108,7 @@ def linear_rows(config):
 def fxemu_row(config, model: str, budget: float, overrides):
   """Trains ``model`` through the pipeline with the budget; scores it like every row."""
   from pipeline import local_runner
-  from pipeline import report
+  from pipeline.report import run_report as report
   from pipeline import results
   from trainer.config import TrainConfig
   import dataclasses
@@ -144,8 +144,8 @@ def nam_job(config, training, tests, budget: float, workdir: str):
   """Writes NAM's inputs: the training tracks cut into the pipeline's train/eval blocks
   (contiguous mono stretches, so no window spans a cut) and the test tracks, as 16-bit
   PCM (the recordings' own format, so no value changes). Returns the job dict."""
-  from components import split_plan
-  from components import wav
+  from components.audio import split_plan
+  from components.audio import wav
   from pipeline.pipeline import example_gen_properties
   props = example_gen_properties(config)
   spec = split_plan.WindowSpec(window=props['window_samples'], hop=props['hop_samples'],
@@ -178,8 +178,8 @@ def nam_job(config, training, tests, budget: float, workdir: str):
 
 def nam_rows(config, budget: float, workdir: str):
   """Trains NAM on the case's training audio and scores each submodel on the test audio."""
-  from components import wav
-  from pipeline import report
+  from components.audio import wav
+  from pipeline.report import run_report as report
   python = ensure_peer_env()
   training, _ = load_case(config)
   job = nam_job(config, training, fresh_tests(config), budget, workdir)

@@ -56,11 +56,11 @@ WORST_PASSAGES = 3
 def linear_references(data, effect, test_patterns, test_tail):
   """Identity and least-squares FIR figures on the test tracks (summed over channels).
 
-  The same references as the run report (:mod:`pipeline.report`): the FIR has
+  The same references as the run report (:mod:`pipeline.report.run_report`): the FIR has
   ``report.FIR_TAPS`` taps (``report.FIR_LOOKAHEAD`` of them ahead) and is fitted on every
   training track of the protocol.
   """
-  from pipeline import report
+  from pipeline.report import run_report as report
   summary = {'input_base': data, 'effect': effect, 'test_patterns': test_patterns,
              'test_tail': test_tail}
   training, tests = report.load_pairs(summary)
@@ -107,10 +107,10 @@ def write_predictions(data, effect, protocol, model_dir, model, test_patterns, o
   """
   import numpy as np
   import tensorflow as tf
-  from components import dsp
-  from components import pairs as pairs_lib
-  from components import wav
-  from pipeline.plots import plot_comparison
+  from components.audio import dsp
+  from components.audio import pairs as pairs_lib
+  from components.audio import wav
+  from pipeline.report.plots import plot_comparison
   loaded = tf.saved_model.load(model_dir)
   serve = loaded.signatures['serving_default']
   targets, predictions, passages = [], [], []
@@ -147,7 +147,7 @@ def error_breakdown(target, predicted, passages, sample_rate):
 
   ``passages``: (error energy, file, channel, start s, ESR dB, level dB) per segment.
   """
-  from components import dsp
+  from components.audio import dsp
   esr_db, share = dsp.esr_by_band(target, predicted, sample_rate)
   edges = list(dsp.DEFAULT_BAND_EDGES_HZ) + [sample_rate / 2]
   bands = [{'hz': f'{edges[i]:.0f}-{edges[i + 1]:.0f}', 'esr_db': float(esr_db[i]),
@@ -177,7 +177,7 @@ def main(argv=None) -> int:
   parser.add_argument('--json', action='store_true', help='last line: JSON of the figures')
   args = parser.parse_args(argv)
   quiet_tensorflow()
-  from components import pairs as pairs_lib
+  from components.audio import pairs as pairs_lib
   from pipeline.configs import DEFAULT_TEST_PATTERN
   test_patterns = DEFAULT_TEST_PATTERN.split(',')
   effects = args.effect or sorted({p.effect for p in pairs_lib.find_pairs(args.data)})

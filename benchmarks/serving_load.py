@@ -3,7 +3,7 @@
     python benchmarks/serving_load.py [--model BASE] [--requests 120] [--concurrency 4]
                                       [--mix-bad] [--in-process-server] [--json]
 
-Starts ``fxemu serve`` on 127.0.0.1 (a subprocess, ``python -m pipeline.serve``, unless
+Starts ``fxemu serve`` on 127.0.0.1 (a subprocess, ``python -m pipeline.inference.serve``, unless
 ``--in-process-server``) on the model base directory (default: a default-config conv
 model exported to a temporary directory), then sends ``--requests`` predict requests of
 ``--seconds`` of mono audio each from ``--concurrency`` client threads (bounded also by
@@ -41,7 +41,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import requests  # pylint: disable=g-import-not-at-top
 
 from benchmarks.apply_speed import export_default_model  # pylint: disable=g-import-not-at-top
-from pipeline import apply  # pylint: disable=g-import-not-at-top
+from pipeline.inference import apply  # pylint: disable=g-import-not-at-top
 
 BAD_KINDS = ('bad_json', 'wrong_shape', 'wrong_dtype', 'oversized')
 
@@ -106,11 +106,11 @@ def bad_bodies(samples: int, max_request_bytes: int) -> Dict[str, bytes]:
 
 
 class ServerProcess:
-  """``python -m pipeline.serve`` on 127.0.0.1, port chosen by the OS; stopped by :meth:`stop`."""
+  """``python -m pipeline.inference.serve`` on 127.0.0.1, port chosen by the OS; stopped by :meth:`stop`."""
 
   def __init__(self, base: str, max_request_mb: float, timeout: float = 120.0):
     self.proc = subprocess.Popen(
-        [sys.executable, '-m', 'pipeline.serve', base, '--port', '0', '--host', '127.0.0.1',
+        [sys.executable, '-m', 'pipeline.inference.serve', base, '--port', '0', '--host', '127.0.0.1',
          '--max-request-mb', str(max_request_mb)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     deadline = time.monotonic() + timeout
@@ -137,10 +137,10 @@ class ServerProcess:
 
 
 class InProcessServer:
-  """``pipeline.serve.make_server`` in a thread of this process."""
+  """``pipeline.inference.serve.make_server`` in a thread of this process."""
 
   def __init__(self, base: str, max_request_mb: float):
-    from pipeline import serve  # pylint: disable=g-import-not-at-top
+    from pipeline.inference import serve  # pylint: disable=g-import-not-at-top
     self.server = serve.make_server(base, port=0, max_request_bytes=int(max_request_mb * 2**20))
     self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
     self.thread.start()

@@ -97,7 +97,7 @@ def extra_fit_callback(callback):
 
 def whole_file_esr_db(model_dir: str, data_dir: str, effect: str) -> float:
   """ESR (dB) of the exported model over the whole test recordings, all channels."""
-  from pipeline import report  # pylint: disable=import-outside-toplevel
+  from pipeline.report import run_report as report  # pylint: disable=import-outside-toplevel
   from pipeline.configs import PipelineConfig  # pylint: disable=import-outside-toplevel
   _, tests = report.load_pairs({'input_base': data_dir, 'effect': effect,
                                 'test_patterns': PipelineConfig().test_patterns,

@@ -5,7 +5,7 @@ beside it, fails the run with a readable message on
 
 * any schema anomaly in the ExampleValidator's ``SchemaDiff.pb`` (naming each split,
   feature and problem), so that no model is trained on data that breaks the schema;
-* any error of the capture check (:mod:`components.capture_check`), which the
+* any error of the capture check (:mod:`components.audio.capture_check`), which the
   AudioExampleGen ran on every pair and wrote into the examples' summary
   (``fxemu_summary.json``, ``check``): a wet side that leads its dry side, a latency
   beyond the search range, no coherence, nothing that predicts the wet. Each message

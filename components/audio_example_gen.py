@@ -2,11 +2,11 @@
 
 For every ``EFFECT - pre|post - NAME.wav`` pair under ``input_base`` it decodes both
 sides (tensorflow-io), converts PCM to float32 in [-1, 1], splits stereo into mono
-tracks, checks the pair, runs the capture check (:mod:`components.capture_check`: latency,
+tracks, checks the pair, runs the capture check (:mod:`components.audio.capture_check`: latency,
 coherence, learnability, time variance, hygiene, repeatability; its findings and verdict
 go into the summary, for ``AnomaliesGate`` to stop the run before training), optionally
 aligns the wet side in time, cuts windows (see
-:mod:`components.split_plan`) and writes GZIP TFRecords of tf.Example into the standard
+:mod:`components.audio.split_plan`) and writes GZIP TFRecords of tf.Example into the standard
 ``Split-train``, ``Split-eval`` and ``Split-test`` folders of an ``Examples`` artifact,
 so StatisticsGen, ExampleValidator, Trainer and Evaluator consume it unchanged.
 
@@ -17,7 +17,7 @@ samples, aligned with the centre of ``dry``), ``source`` (NAME), ``effect``, ``c
 The Beam job is one element per pair: :func:`write_pair` reads the pair once and writes
 its windows straight into one file per split (``data_tfrecord-PAIR-of-PAIRS.gz``), so no
 window travels through Beam as an element. The files are compressed at zlib level
-:data:`components.example_codec.DEFAULT_GZIP_LEVEL` (1): Beam's own WriteToTFRecord
+:data:`components.audio.tfexample.DEFAULT_GZIP_LEVEL` (1): Beam's own WriteToTFRecord
 compresses at level 6, which took ~90 % of an ingest (7x the time of level 1) for files
 ~10 % smaller (``benchmarks/ingest.py``).
 
@@ -48,13 +48,13 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter
 from tfx.types.component_spec import ExecutionParameter
 
-from components import capture_check
-from components import dsp
-from components import example_codec
-from components import pairs as pairs_lib
-from components import split_plan
-from components import wav
-from components.example_codec import encode_example
+from components.audio import capture_check
+from components.audio import dsp
+from components.audio import tfexample
+from components.audio import pairs as pairs_lib
+from components.audio import split_plan
+from components.audio import wav
+from components.audio.tfexample import encode_example
 
 EXAMPLES_KEY = 'examples'
 SUMMARY_PROPERTY = 'fxemu_summary'
@@ -198,7 +198,7 @@ def pair_examples(job: Dict[str, Any], dry: np.ndarray, wet: np.ndarray,
                   spec: split_plan.WindowSpec, sample_rate: int):
   """(split, serialized tf.Example) for every window of every channel of one decoded pair.
 
-  Windows are cut ``FRAME_CHUNK`` at a time (:func:`components.dsp.frame`, one NumPy
+  Windows are cut ``FRAME_CHUNK`` at a time (:func:`components.audio.dsp.frame`, one NumPy
   gather per chunk, no per-sample Python), then serialized one by one
   (:func:`encode_example`, ~0.2 ms for a 1.5 s window).
   """
@@ -226,12 +226,12 @@ def shard_name(index: int, count: int) -> str:
 
 def write_pair(job: Dict[str, Any], spec: split_plan.WindowSpec, sample_rate: int,
                align: bool, max_latency: int, out_dir: str,
-               compression_level: int = example_codec.DEFAULT_GZIP_LEVEL,
+               compression_level: int = tfexample.DEFAULT_GZIP_LEVEL,
                check: bool = True):
   """All the work for one pair: decode, check, window, serialize, compress and write.
 
   The pair is read once; with ``check`` the capture check
-  (:func:`components.capture_check.check_audio`) runs on the decoded audio, sharing the
+  (:func:`components.audio.capture_check.check_audio`) runs on the decoded audio, sharing the
   latency estimate with ``align`` and the level figures with the summary; it reads the
   audio only, so the examples are the same bytes with and without it. The examples go
   to ``out_dir/Split-SPLIT/`` + :func:`shard_name` (one GZIP TFRecord file per split
@@ -267,7 +267,7 @@ def write_pair(job: Dict[str, Any], spec: split_plan.WindowSpec, sample_rate: in
       if split not in open_files:
         path = os.path.join(out_dir, f'Split-{split}', shard_name(job['index'], job['count']))
         open_files[split] = files.enter_context(
-            example_codec.TFRecordFile(path, compression_level))
+            tfexample.TFRecordFile(path, compression_level))
       open_files[split].write(record)
       stats['windows'][split] += 1
   return f"{job['effect']} - {job['name']}", stats
@@ -335,7 +335,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
              | 'Distribute' >> beam.Reshuffle()
              | 'WritePairs' >> beam.ParDo(_WritePair(
                  spec, int(exec_properties['sample_rate']), align, max_latency, staging,
-                 example_codec.DEFAULT_GZIP_LEVEL))
+                 tfexample.DEFAULT_GZIP_LEVEL))
              | 'Stats' >> beam.combiners.ToList()
              | 'WriteStats' >> beam.Map(_write_json, os.path.join(staging, 'stats.json')))
       with tf.io.gfile.GFile(os.path.join(staging, 'stats.json')) as f:

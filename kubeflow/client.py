@@ -12,6 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pipeline.flags import add_dataclass_flags
+from pipeline.flags import dataclass_from_flags
+from pipeline.flags import TRAIN_FIELDS_SET_BY_PIPELINE
+
 
 def _client(endpoint: str, namespace: str):
   import kfp
@@ -19,7 +23,6 @@ def _client(endpoint: str, namespace: str):
 
 
 def _compile(args):
-  from pipeline.cli import dataclass_from_flags
   from kubeflow import runner
   from kubeflow.settings import KubeflowSettings
   from pipeline.configs import PipelineConfig
@@ -61,7 +64,6 @@ def _stamp():
 
 def add_kubeflow_command(commands) -> None:
   """Registers ``fxemu kubeflow compile|upload|run``."""
-  from pipeline.cli import add_dataclass_flags, TRAIN_FIELDS_SET_BY_PIPELINE
   from kubeflow.settings import KubeflowSettings
   from pipeline.configs import PipelineConfig
   from trainer.config import TrainConfig

@@ -29,8 +29,7 @@ from tfx import v1 as tfx
 from kubeflow.settings import KubeflowSettings
 from pipeline import pipeline as pipeline_lib
 from pipeline.configs import PipelineConfig
-from pipeline.configs import field_default
-from pipeline.configs import parse_text
+from pipeline.flags import dataclass_from_env
 from trainer.config import TrainConfig
 
 ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
@@ -161,14 +160,8 @@ def settings_from_env(environ=os.environ):
 
   E.g. FXEMU_IMAGE, FXEMU_PIPELINE_ROOT, FXEMU_EFFECT, FXEMU_TRAINER_GPUS, FXEMU_EPOCHS.
   """
-  def build(cls):
-    values = {}
-    for field in dataclasses.fields(cls):
-      raw = environ.get('FXEMU_' + field.name.upper())
-      if raw is not None:
-        values[field.name] = parse_text(field_default(field), raw)
-    return cls(**values)
-  return build(PipelineConfig), build(TrainConfig), build(KubeflowSettings)
+  return (dataclass_from_env(PipelineConfig, environ), dataclass_from_env(TrainConfig, environ),
+          dataclass_from_env(KubeflowSettings, environ))
 
 
 def main() -> int:

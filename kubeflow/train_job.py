@@ -19,9 +19,11 @@ from typing import List, Optional
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
+from pipeline.flags import add_dataclass_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+from pipeline.flags import dataclass_from_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 
 def build_parser() -> argparse.ArgumentParser:
-  from pipeline.cli import add_dataclass_flags  # pylint: disable=g-import-not-at-top
   from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
   parser = argparse.ArgumentParser(
       prog='python -m kubeflow.train_job', description=__doc__,
@@ -41,7 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def fn_args(args: argparse.Namespace):
   """The TFX FnArgs run_fn receives in the pipeline, from the command line."""
-  from pipeline.cli import dataclass_from_flags  # pylint: disable=g-import-not-at-top
   from tfx.components.trainer.fn_args_utils import FnArgs  # pylint: disable=g-import-not-at-top
   from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
   examples = args.examples.rstrip('/')

@@ -19,7 +19,7 @@ from components.atomic_pusher import AtomicPusher
 from components.audio_example_gen import AudioExampleGen
 from components.audio_example_gen import input_fingerprint
 from components.serving_check import ServingCheck
-from components.split_plan import eval_period_for
+from components.audio.split_plan import eval_period_for
 from pipeline.configs import PipelineConfig
 from schema import SCHEMA_PATH
 from trainer.config import TrainConfig

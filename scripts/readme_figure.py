@@ -26,8 +26,9 @@ def main(argv=None) -> int:
   parser.add_argument('--out', default=os.path.join('docs', 'spectrograms.png'))
   args = parser.parse_args(argv)
   import tensorflow as tf
-  from components import dsp, wav
-  from pipeline import plots
+  from components.audio import dsp
+  from components.audio import wav
+  from pipeline.report import plots
   base = os.path.join(args.output_dir, 'serving', args.effect)
   versions = sorted((v for v in os.listdir(base) if v.isdigit()), key=int)
   if not versions:

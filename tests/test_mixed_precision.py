@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from components import dsp
+from components.audio import dsp
 from tests.conftest import REPO  # noqa: F401  (sets TF_USE_LEGACY_KERAS first)
 from trainer import architectures
 from trainer import losses

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import wav
+from components.audio import wav
 from pipeline import local_runner
 from pipeline import results
 from pipeline.configs import PipelineConfig

@@ -16,9 +16,9 @@ import time
 
 import pytest
 
-from pipeline import cli
+from pipeline.cli import main as cli
 from pipeline import local_runner
-from pipeline import report
+from pipeline.report import run_report as report
 from pipeline.configs import PipelineConfig
 from tests.conftest import TINY_TRAIN
 

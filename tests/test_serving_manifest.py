@@ -5,7 +5,7 @@ import re
 import pytest
 import yaml
 
-from pipeline import apply
+from pipeline.inference import apply
 
 MANIFEST = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                         'kubeflow', 'serving.yaml')

@@ -14,7 +14,7 @@ so with the test split tiled by non-overlapping windows they are whole-file valu
   ``dry[c : c + len(wet)]`` with ``c = (len(dry) - len(wet)) // 2``).
 * ``esr_db_vs_identity``: ``esr_db - identity_esr_db``; negative = better than nothing.
 * ``identity_rmse``: RMSE of doing nothing.
-* ``mrstft``: multi-resolution STFT distance (:func:`components.dsp.mrstft_from_sums`):
+* ``mrstft``: multi-resolution STFT distance (:func:`components.audio.dsp.mrstft_from_sums`):
   spectral convergence plus log-magnitude error, averaged over FFT sizes 2048, 512, 128.
   Phase-invariant, so it credits a modulated effect (phaser, chorus) whose LFO phase a
   model cannot know. Its frames lie inside each example's window.
@@ -54,7 +54,7 @@ from tensorflow_model_analysis.metrics import metric_util
 from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.utils import util
 
-from components import dsp
+from components.audio import dsp
 
 ESR = 'esr'
 ESR_DB = 'esr_db'
@@ -64,8 +64,8 @@ ESR_DB_VS_IDENTITY = 'esr_db_vs_identity'
 IDENTITY_RMSE = 'identity_rmse'
 MRSTFT = 'mrstft'
 KEYS = (ESR, ESR_DB, RMSE, IDENTITY_ESR_DB, ESR_DB_VS_IDENTITY, IDENTITY_RMSE, MRSTFT)
-EPS = 1e-12          # as components.dsp.esr
-DB_FLOOR = 1e-30     # as components.dsp.to_db
+EPS = 1e-12          # as components.audio.dsp.esr
+DB_FLOOR = 1e-30     # as components.audio.dsp.to_db
 
 
 def _db(ratio: float) -> float:
@@ -203,7 +203,7 @@ def _computations(
 
 class _Sums:
   """Weighted sums over samples: error, target energy, identity error, sample count, and
-  the multi-resolution STFT sums (:func:`components.dsp.mrstft_sums`)."""
+  the multi-resolution STFT sums (:func:`components.audio.dsp.mrstft_sums`)."""
   __slots__ = ['error', 'energy', 'identity_error', 'samples', 'stft']
 
   def __init__(self):

@@ -11,8 +11,8 @@ from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
-from components import dsp
-from components.example_codec import encode_example
+from components.audio import dsp
+from components.audio.tfexample import encode_example
 
 
 def lowpass_fir(taps: int = 31, cutoff: float = 0.15) -> np.ndarray:

@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from pipeline import apply
+from pipeline.inference import apply
 
 log = logging.getLogger('fxemu.serve')
 
@@ -437,7 +437,7 @@ def wait_until(predicate, timeout: float, interval: float = 0.05) -> bool:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-  """``python -m pipeline.serve MODEL_BASE [options]``: the same as ``fxemu serve``."""
+  """``python -m pipeline.inference.serve MODEL_BASE [options]``: the same as ``fxemu serve``."""
   import argparse  # pylint: disable=g-import-not-at-top
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   parser = argparse.ArgumentParser(prog='fxemu')

@@ -17,7 +17,7 @@ from typing import Dict
 
 import numpy as np
 
-from components import dsp
+from components.audio import dsp
 
 TRAIN, EVAL, TEST = 'train', 'eval', 'test'
 SPLITS = (TRAIN, EVAL, TEST)

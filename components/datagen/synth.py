@@ -4,9 +4,9 @@ For every effect E and every dry signal NAME it writes ``E - pre - NAME.wav`` (d
 ``E - post - NAME.wav`` (wet): 16-bit PCM stereo, the same naming as recordings of a
 real effect, so users' own recordings drop in the same way. The dry signals are a
 signal set (:data:`SIGNAL_SETS`: the rich capture signal of
-:mod:`components.capture_signals`, or the classic sweeps of :mod:`components.signals`)
-and the piano of :mod:`components.piano` (the test material); the effects are the
-presets of :mod:`components.effects` or a plugin file.
+:mod:`components.datagen.capture_signals`, or the classic sweeps of :mod:`components.datagen.signals`)
+and the piano of :mod:`components.datagen.piano` (the test material); the effects are the
+presets of :mod:`components.datagen.effects` or a plugin file.
 """
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ import logging
 import os
 
 import numpy as np
+import tqdm
 
-from components import capture_signals
-from components import effects
-from components import piano
-from components import signals
-from components import wav
+from components.datagen import capture_signals
+from components.datagen import effects
+from components.datagen import piano
+from components.datagen import signals
+from components.audio import wav
 
 #: Signal set name -> names of its dry training signals (each ``seconds_per_signal`` long).
 SIGNAL_SETS = {'rich': capture_signals.NAMES, 'classic': signals.WAVEFORMS}
@@ -128,10 +129,10 @@ def synthesize(out_dir: str, effects=DEFAULT_EFFECTS, plugin: str | None = None,
 
   Args:
     out_dir: directory to write into (created if missing).
-    effects: names of presets in :data:`components.effects.PRESETS` (may be empty when
+    effects: names of presets in :data:`components.datagen.effects.PRESETS` (may be empty when
       ``plugin`` is given).
     plugin: path of a VST3/AU plugin rendered as one more effect, named after its file
-      (see :func:`components.effects.plugin_effect_name`).
+      (see :func:`components.datagen.effects.plugin_effect_name`).
     plugin_parameters: plugin parameter name -> value.
     seconds_per_signal: length of each training signal (seconds).
     piano_seconds: length of the piano test set (seconds).
@@ -165,13 +166,13 @@ def synthesize(out_dir: str, effects=DEFAULT_EFFECTS, plugin: str | None = None,
     boards = resolve_effects(effects, plugin, plugin_parameters)
   names = list_names(signal_set)
   piano.require_fluidsynth()
-  from pipeline.progress import Bar  # pylint: disable=import-outside-toplevel
   paths = []
-  with Bar(len(names) * (1 + len(boards)), desc='fxemu synth', unit='steps',
-           enabled=progress) as bar:
+  # disable=None: off when stderr is not a terminal (no carriage returns in logs).
+  with tqdm.tqdm(total=len(names) * (1 + len(boards)), desc='fxemu synth', unit='steps',
+                 disable=None if progress else True, leave=False) as bar:
     dry = {}
     for name in names:
-      bar.set_detail(f'generating {name}')
+      bar.set_postfix_str(f'generating {name}')
       dry[name] = dry_signal(name, seconds_per_signal, piano_seconds, sample_rate, seed)
       if dry_only is not None:
         paths.append(os.path.join(out_dir, file_name(dry_only, PRE, name)))
@@ -179,7 +180,7 @@ def synthesize(out_dir: str, effects=DEFAULT_EFFECTS, plugin: str | None = None,
       bar.update()
     for effect, board in boards.items():
       for name in names:
-        bar.set_detail(f'{effect} {name}')
+        bar.set_postfix_str(f'{effect} {name}')
         paths += write_pair(out_dir, effect, board, name, dry[name], sample_rate)
         bar.update()
   return paths

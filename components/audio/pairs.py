@@ -12,7 +12,7 @@ import re
 import unicodedata
 from typing import List, Optional, Sequence
 
-from components import wav
+from components.audio import wav
 
 FILE_PATTERN = re.compile(r'^(?P<effect>.+?) - (?P<side>pre|post) - (?P<name>.+)\.wav$',
                           re.IGNORECASE)

@@ -13,8 +13,8 @@ import struct
 
 import numpy as np
 
-from components import atomic_file
-from components import dsp
+from components.audio import atomic_file
+from components.audio import dsp
 
 FORMAT_PCM = 1
 FORMAT_FLOAT = 3

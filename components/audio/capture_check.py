@@ -7,7 +7,7 @@ searches, that the two files are different takes, that the effect moves by itsel
 measures each of those on one decoded pair and turns the numbers into findings, each
 with a severity, a message naming the file and what to change:
 
-* **latency** (:func:`components.dsp.estimate_latency`, GCC-PHAT over the search range
+* **latency** (:func:`components.audio.dsp.estimate_latency`, GCC-PHAT over the search range
   and beyond it): its sign (a wet side cannot lead its dry side), its confidence, and
   whether it lies at or beyond the edge of ``--max-latency-seconds``;
 * **coherence**: magnitude-squared coherence of the aligned dry and wet, per frequency
@@ -26,7 +26,7 @@ with a severity, a message naming the file and what to change:
 * **level and hygiene**: clipping, DC offset, the wet's noise floor where the dry is
   silent, and (from the headers) sample rates;
 * **repeatability**: when the dry signal plays a segment twice (the ``repeat`` capture
-  signal, :func:`components.capture_signals.repeat_halves`), the ESR between the two wet
+  signal, :func:`repeat_halves`), the ESR between the two wet
   repeats: the floor no model can beat.
 
 Findings of severity ``error`` are the hard failures (wet leads dry without ``--align``,
@@ -44,10 +44,9 @@ import numpy as np
 import scipy.fft
 import scipy.linalg
 
-from components import capture_signals
-from components import dsp
-from components import pairs as pairs_lib
-from components import wav
+from components.audio import dsp
+from components.audio import pairs as pairs_lib
+from components.audio import wav
 
 ERROR, WARNING, INFO = 'error', 'warning', 'info'
 SEVERITIES = (ERROR, WARNING, INFO)
@@ -219,6 +218,13 @@ class PairCheck:
 
 
 # --- Measurements ------------------------------------------------------------------------
+
+def repeat_halves(num_samples: int):
+  """``(first, second)`` slices of the two copies in a ``repeat`` track of that length
+  (the layout :func:`components.datagen.capture_signals.repeat` writes)."""
+  half = num_samples // 2
+  return slice(0, half), slice(half, 2 * half)
+
 
 def side_levels(audio: np.ndarray) -> SideLevels:
   """Peak, RMS, clipped fraction and DC offset of float32 ``[samples, channels]``.
@@ -498,7 +504,7 @@ def _least_squares_fir(dry_rows: np.ndarray, wet_rows: np.ndarray, taps: int,
                        delay: int) -> np.ndarray:
   """FIR (``[taps]``, ``delay`` samples of look-ahead: wet[t] ~ sum_k h[k] dry[t + delay
   - k]) minimising the squared error over equally long rows of dry and wet ``[rows, n]``
-  taken as zero outside (the autocorrelation method, as :func:`components.dsp.fit_fir`,
+  taken as zero outside (the autocorrelation method, as :func:`components.audio.dsp.fit_fir`,
   batched): normal equations from FFT correlations, solved as a Toeplitz system."""
   size = scipy.fft.next_fast_len(dry_rows.shape[1] + taps + abs(delay), real=True)
   d = scipy.fft.rfft(dry_rows, size, axis=1)
@@ -596,10 +602,10 @@ def learnability(dry: np.ndarray, wet: np.ndarray, sample_rate: int):
 
 def repeat_esr_db(dry: np.ndarray, wet: np.ndarray, lag: int) -> Optional[float]:
   """ESR (dB) between the two wet repeats of a dry signal that plays a segment twice
-  (:func:`components.capture_signals.repeat_halves`), the first predicting the second;
+  (:func:`repeat_halves`), the first predicting the second;
   None if the dry's halves are not the same (no repeated segment). ``dry``/``wet`` are
   the pair as recorded (``[samples, channels]``); ``lag`` is the wet's latency."""
-  first, second = capture_signals.repeat_halves(len(dry))
+  first, second = repeat_halves(len(dry))
   half = first.stop - first.start
   if half < FRAME:
     return None
@@ -855,7 +861,7 @@ def check_audio(pair: pairs_lib.Pair, dry: np.ndarray, wet: np.ndarray, sample_r
 
 
 def measure_latency(dry: np.ndarray, wet: np.ndarray, max_lag: int) -> dsp.LatencyEstimate:
-  """:func:`components.dsp.estimate_latency` of two ``[samples, channels]`` recordings'
+  """:func:`components.audio.dsp.estimate_latency` of two ``[samples, channels]`` recordings'
   mono mixes over their common length (what ``--align`` trims and the check reports)."""
   n = min(len(dry), len(wet))
   return dsp.estimate_latency(mono(dry[:n]), mono(wet[:n]), max_lag)

@@ -2,7 +2,7 @@
 
     fxemu check DATA_DIR [--effect E] [--align] [--max-latency-seconds S] [--json]
 
-Runs the capture check (:mod:`components.capture_check`) on every pair of a data
+Runs the capture check (:mod:`components.audio.capture_check`) on every pair of a data
 directory, as the pipeline's AudioExampleGen does, and prints one line of figures per
 pair, then the errors, warnings and notes, each naming the file and what to change.
 Exits 1 if any pair has an error (the pipeline would stop before training on it), 0
@@ -15,10 +15,10 @@ import json
 import sys
 from typing import List, Sequence
 
-from components import capture_check
-from components import pairs as pairs_lib
+from components.audio import capture_check
+from components.audio import pairs as pairs_lib
 from pipeline.configs import PipelineConfig
-from pipeline.configs import field_default
+from pipeline.flags import field_default
 
 
 def _default(name: str):

@@ -32,8 +32,9 @@ import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
+import tqdm
 
-from components import wav
+from components.audio import wav
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
@@ -322,8 +323,9 @@ def process(model, audio: np.ndarray, block_samples: Optional[int] = None,
   frames = rows.shape[1]
   plan = plan_blocks(frames, block_samples or max(frames, 1), model.info)
   out = np.empty_like(rows)
-  from pipeline.progress import Bar  # pylint: disable=g-import-not-at-top
-  with Bar(frames, desc=desc, unit='samples', enabled=progress and len(plan) > 1) as bar:
+  # disable=None: off when stderr is not a terminal (no carriage returns in logs).
+  with tqdm.tqdm(total=frames, desc=desc, unit='samples', unit_scale=True, leave=False,
+                 disable=None if progress and len(plan) > 1 else True) as bar:
     for segment_start, core_start, core_end, segment_end in plan:
       wet = model.predict(rows[:, segment_start:segment_end])
       out[:, core_start:core_end] = wet[:, core_start - segment_start:core_end - segment_start]
@@ -442,7 +444,7 @@ def apply_file(model, in_path: str, out_path: str, subtype: Optional[str] = None
     in_path: input WAV: mono or multichannel, 8/16/24/32-bit PCM or 32-bit float, at the
       model's sample rate.
     out_path: output WAV (same channels and rate).
-    subtype: output format (``components.wav.SUBTYPES``); None = the input's.
+    subtype: output format (``components.audio.wav.SUBTYPES``); None = the input's.
     block_seconds: audio per model call; None or 0 = the whole file in one call.
     progress: progress bar on stderr (when a terminal) for files of more than one block.
     model_info: for endpoints that do not report it, the model's fxemu.json or directory.

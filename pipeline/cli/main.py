@@ -13,16 +13,15 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import functools
 import os
 import sys
 import time
 from typing import List, Optional
 
-from components import effects as effects_lib
-from pipeline.configs import field_default
-from pipeline.configs import parse_text
+from components.datagen import effects as effects_lib
+from pipeline.flags import add_dataclass_flags
+from pipeline.flags import dataclass_from_flags
+from pipeline.flags import TRAIN_FIELDS_SET_BY_PIPELINE
 
 
 def _quiet(verbose: bool) -> None:
@@ -50,49 +49,10 @@ def _quiet(verbose: bool) -> None:
     tf.get_logger().setLevel(logging.CRITICAL)
 
 
-TRAIN_FIELDS_SET_BY_PIPELINE = ('window_samples', 'context_samples', 'sample_rate')
-
-# --- dataclass <-> flags ---------------------------------------------------------------
-
-def _flag(name: str) -> str:
-  return '--' + name.replace('_', '-')
-
-
-def add_dataclass_flags(parser: argparse.ArgumentParser, cls, title: str,
-                        skip=()) -> None:
-  """One flag per field of ``cls`` (except ``skip``), with its help text and default."""
-  group = parser.add_argument_group(title)
-  for field in dataclasses.fields(cls):
-    if field.name in skip:
-      continue
-    default = field_default(field)
-    help_text = field.metadata.get('help', '')
-    if isinstance(default, bool):
-      group.add_argument(_flag(field.name), dest=field.name, default=None,
-                         action=argparse.BooleanOptionalAction,
-                         help=f'{help_text} (default: {default})')
-    elif isinstance(default, tuple):
-      group.add_argument(_flag(field.name), dest=field.name, default=None,
-                         type=functools.partial(parse_text, default), metavar='A,B,...',
-                         help=f'{help_text} (default: {",".join(map(str, default))})')
-    else:
-      group.add_argument(_flag(field.name), dest=field.name, default=None,
-                         type=functools.partial(parse_text, default),
-                         choices=field.metadata.get('choices'), metavar=field.name.upper(),
-                         help=f'{help_text} (default: {default!r})')
-
-
-def dataclass_from_flags(cls, args: argparse.Namespace):
-  """An instance of ``cls`` with every flag the user gave, defaults elsewhere."""
-  given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
-           if getattr(args, f.name, None) is not None}
-  return cls(**given)
-
-
 # --- commands ----------------------------------------------------------------------------
 
 def _synth(args) -> int:
-  from components import synth
+  from components.datagen import synth
   effects = [e.strip() for e in args.effects.split(',') if e.strip()]
   paths = synth.synthesize(args.out, effects=effects, plugin=args.plugin,
                            seed=args.seed, progress=not args.quiet, dry_only=args.dry_only,
@@ -107,8 +67,8 @@ def ensure_default_data(config) -> None:
   """Makes the default data set in OUTPUT_DIR/data when no data directory was given."""
   if config.data_dir:
     return
-  from components import pairs as pairs_lib
-  from components import synth
+  from components.audio import pairs as pairs_lib
+  from components.datagen import synth
   try:
     pairs_lib.find_pairs(config.data_path, config.effect)
     return
@@ -135,7 +95,7 @@ class StagePrinter:
   time on stderr, with a bar against the same stage's last complete run."""
 
   def __init__(self):
-    from pipeline.progress import StatusLine
+    from pipeline.cli.progress import StatusLine
     self.status = StatusLine()
     self.printed = 0
 
@@ -145,7 +105,7 @@ class StagePrinter:
     self.printed += 1
 
   def on_running(self, name: str, elapsed: float, last: Optional[float]) -> None:
-    from pipeline.progress import bar_text, format_seconds
+    from pipeline.cli.progress import bar_text, format_seconds
     estimate = ''
     if last and last > 1:
       estimate = (f' {bar_text(elapsed / last)} ~{min(99, int(100 * elapsed / last))} % of '
@@ -160,7 +120,7 @@ def print_run_summary(config, result, stages: bool = True) -> None:
     print('\nstages:')
     for stage in result.stages:
       print(format_stage(stage))
-  from pipeline import check
+  from pipeline.cli import check
   findings = check.summary_lines(check.read_examples_summary(result.examples_uri),
                                  allowed=config.allow_unlearnable)
   if findings:
@@ -222,7 +182,7 @@ def _run(args) -> int:
     return 1
   print(f'\ndone in {time.time() - start:.0f} s', flush=True)
   if args.report is not False:
-    from pipeline import report
+    from pipeline.report import run_report as report
     path = report.write_report(report.location_of(config))
     print(f'report: {path}')
   return 0
@@ -279,10 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help='write the HTML report of the run at the end (default: True)')
   run.set_defaults(func=_run)
 
-  from pipeline.apply import add_apply_command
-  from pipeline.check import add_check_command
-  from pipeline.report import add_report_command
-  from pipeline.serve import add_serve_command
+  from pipeline.inference.apply import add_apply_command
+  from pipeline.cli.check import add_check_command
+  from pipeline.report.run_report import add_report_command
+  from pipeline.inference.serve import add_serve_command
   from kubeflow.client import add_kubeflow_command
   add_check_command(commands)
   add_report_command(commands)

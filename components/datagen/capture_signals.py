@@ -1,6 +1,6 @@
 """The rich capture signal: what a user plays through an effect so a model can learn it.
 
-The classic set (:mod:`components.signals`) is five band-limited sweeps between -30 and
+The classic set (:mod:`components.datagen.signals`) is five band-limited sweeps between -30 and
 -3 dBFS. Music played through an effect afterwards is quieter and more varied (the piano
 test piece sits between about -40 and -3 dBFS, with decays into silence), so a model
 trained on the sweeps alone must extrapolate in level and in kind. The rich set spends
@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from components import piano
-from components import signals
+from components.audio import capture_check
+from components.datagen import piano
+from components.datagen import signals
 
 NAMES = ('bursts', 'plucks', 'ramps', 'polysaw', 'repeat')
 LEVEL_RANGE_DB = (-60.0, 0.0)
@@ -188,10 +189,7 @@ def repeat(seconds: float, sample_rate: int, seed: int) -> np.ndarray:
   return out
 
 
-def repeat_halves(num_samples: int):
-  """``(first, second)`` slices of the two copies in a ``repeat`` track of that length."""
-  half = num_samples // 2
-  return slice(0, half), slice(half, 2 * half)
+repeat_halves = capture_check.repeat_halves  # the layout is the capture check's
 
 
 def capture_signal(name: str, seconds: float = signals.DEFAULT_SECONDS,

@@ -8,7 +8,7 @@ several levels with short silences in between, which is what level-dependent eff
 channel sweeps down with its own level sequence, so the two channels carry different
 material.
 
-Conventions (as in :mod:`components.dsp`): a track is float ``[samples]``, stereo is
+Conventions (as in :mod:`components.audio.dsp`): a track is float ``[samples]``, stereo is
 ``[samples, 2]``; times are in seconds, frequencies in Hz, levels in dBFS of the
 nominal peak amplitude (that of the ideal waveform: a full-scale sine, square or saw
 peaks at 0 dBFS). Band-limiting adds Gibbs ripple, up to +2.1 dB for a square near

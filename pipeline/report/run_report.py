@@ -27,8 +27,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from components import atomic_file
-from pipeline import plots
+from components.audio import atomic_file
+from pipeline.report import plots
 from pipeline import results
 from pipeline.configs import DEFAULT_OUTPUT_DIR
 from pipeline.configs import PipelineConfig
@@ -139,9 +139,9 @@ def load_pairs(summary: Dict[str, Any]):
   Training tracks are ``(dry, wet)`` mono pairs (every channel of the training files and
   the part of test files before ``test_tail``); latency found by ``--align`` is trimmed.
   """
-  from components import dsp  # pylint: disable=g-import-not-at-top
-  from components import pairs as pairs_lib  # pylint: disable=g-import-not-at-top
-  from components import wav  # pylint: disable=g-import-not-at-top
+  from components.audio import dsp  # pylint: disable=g-import-not-at-top
+  from components.audio import pairs as pairs_lib  # pylint: disable=g-import-not-at-top
+  from components.audio import wav  # pylint: disable=g-import-not-at-top
   latency = summary.get('latency_samples', {})
   training, tests = [], []
   for pair in pairs_lib.find_pairs(summary['input_base'], summary.get('effect') or None):
@@ -160,7 +160,7 @@ def load_pairs(summary: Dict[str, Any]):
 
 def predict(model_dir: str, tests: List[TestTrack]) -> None:
   """Fills ``predicted`` (test part only) with the model's output on each whole recording."""
-  from pipeline import apply  # pylint: disable=g-import-not-at-top
+  from pipeline.inference import apply  # pylint: disable=g-import-not-at-top
   model = apply.LocalModel(model_dir)
 
   def whole(track: TestTrack) -> np.ndarray:
@@ -193,7 +193,7 @@ class _Sums:
     self.stft = 0.0
 
   def add(self, target: np.ndarray, prediction: np.ndarray) -> None:
-    from components import dsp  # pylint: disable=g-import-not-at-top
+    from components.audio import dsp  # pylint: disable=g-import-not-at-top
     diff = np.asarray(target, np.float64) - np.asarray(prediction, np.float64)
     self.error += float(np.sum(diff ** 2))
     self.energy += float(np.sum(np.asarray(target, np.float64) ** 2))
@@ -201,7 +201,7 @@ class _Sums:
     self.stft = self.stft + dsp.mrstft_sums(target, prediction)
 
   def figures(self) -> Dict[str, float]:
-    from components import dsp  # pylint: disable=g-import-not-at-top
+    from components.audio import dsp  # pylint: disable=g-import-not-at-top
     return {'esr_db': dsp.to_db(self.error / max(self.energy, dsp.EPS)),
             'rmse': float(np.sqrt(self.error / max(self.count, 1))),
             'mrstft': dsp.mrstft_from_sums(self.stft)}
@@ -226,7 +226,7 @@ def _scored(tests: List[TestTrack], prediction_of) -> Figures:
 def fir_references(training, tests: List[TestTrack]) -> Figures:
   """Figures (see :func:`_scored`) of a least-squares FIR (``FIR_TAPS`` taps,
   ``FIR_LOOKAHEAD`` ahead) fitted on the training tracks, on the test parts."""
-  from components import dsp  # pylint: disable=g-import-not-at-top
+  from components.audio import dsp  # pylint: disable=g-import-not-at-top
   fir = dsp.fit_fir([d for d, _ in training], [w for _, w in training], FIR_TAPS,
                     FIR_LOOKAHEAD)
   # Filtered whole (the test part's start sees its past), scored on the test part.
@@ -257,7 +257,7 @@ def _png(fig, alt: str) -> str:
 
 def _audio(track: np.ndarray, sample_rate: int, label: str) -> str:
   """A player of a mono clip as an inline 16-bit WAV."""
-  from components import wav  # pylint: disable=g-import-not-at-top
+  from components.audio import wav  # pylint: disable=g-import-not-at-top
   data = base64.b64encode(wav.encode_wav(np.clip(track, -1.0, 1.0), sample_rate,
                                         'PCM_16')).decode('ascii')
   return (f'<figure class="player"><figcaption>{_e(label)}</figcaption>'
@@ -360,7 +360,7 @@ def _section_training(training: Dict[str, Any]) -> str:
 
 
 def _section_test(track: TestTrack, metrics: Dict[str, Dict[str, float]], fir) -> str:
-  from components import dsp  # pylint: disable=g-import-not-at-top
+  from components.audio import dsp  # pylint: disable=g-import-not-at-top
   rate, start_s = track.sample_rate, track.start / track.sample_rate
   parts = [f'<h3>{_e(track.name)}</h3>',
            f'<p class="note">Test part: {start_s:.2f} s to the end '

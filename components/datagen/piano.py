@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from components import signals
+from components.datagen import signals
 
 NAME = 'piano'
 #: Default length of the piano test set (seconds).
