@@ -33,6 +33,7 @@ from typing import Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from schema import contract
 from benchmarks import common  # noqa: E402
 
 
@@ -132,7 +133,7 @@ def measure(data_dir: str, effect: str, scratch: str, epochs: int, threshold_db:
   with extra_fit_callback(probe.callback()):
     model_lib.run_fn(fn_args)
   trainer_seconds = time.perf_counter() - start - probe.paused
-  with open(os.path.join(fn_args.model_run_dir, model_lib.SUMMARY_FILE)) as f:
+  with open(os.path.join(fn_args.model_run_dir, contract.TRAINING_SUMMARY_FILE)) as f:
     summary = json.load(f)
   reached = next((p for p in probe.points if p['test_esr_db'] <= threshold_db), None)
   final_db = whole_file_esr_db(fn_args.serving_model_dir, data_dir, effect)

@@ -25,7 +25,8 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
-from components.audio_example_gen import SUMMARY_FILE
+from schema import contract
+
 
 ALLOW_FLAG = '--allow-unlearnable'
 
@@ -56,7 +57,7 @@ def describe_anomalies(anomalies_uri: str, split_names) -> list:
 def capture_check_errors(examples_uri: str) -> list:
   """The capture check's error messages from the examples' summary (none if it holds
   no check, as examples made before the check existed)."""
-  path = os.path.join(examples_uri, SUMMARY_FILE)
+  path = os.path.join(examples_uri, contract.EXAMPLES_SUMMARY_FILE)
   if not tf.io.gfile.exists(path):
     return []
   with tf.io.gfile.GFile(path) as f:

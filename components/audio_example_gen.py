@@ -30,11 +30,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import hashlib
 import json
 import os
 from typing import Any, Dict, List, Optional
 
 import apache_beam as beam
+from apache_beam.options import pipeline_options
 import numpy as np
 import tensorflow as tf
 from tfx import types
@@ -50,15 +52,15 @@ from tfx.types.component_spec import ExecutionParameter
 
 from components.audio import capture_check
 from components.audio import dsp
-from components.audio import tfexample
 from components.audio import pairs as pairs_lib
 from components.audio import split_plan
+from components.audio import tfexample
 from components.audio import wav
 from components.audio.tfexample import encode_example
+from schema import contract
 
 EXAMPLES_KEY = 'examples'
 SUMMARY_PROPERTY = 'fxemu_summary'
-SUMMARY_FILE = 'fxemu_summary.json'
 #: The capture check's verdict on the Examples artifact: 'ok', 'warning' or 'error'.
 CHECK_PROPERTY = 'fxemu_check'
 
@@ -104,7 +106,6 @@ def input_fingerprint(input_base: str, effect: str = '') -> str:
 
 
 def _stable_hash(text: str) -> str:
-  import hashlib
   return hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]
 
 
@@ -214,9 +215,10 @@ def pair_examples(job: Dict[str, Any], dry: np.ndarray, wet: np.ndarray,
         wet_windows = dsp.frame(wet_track, chunk_starts, spec.window)
         for start, d, w in zip(chunk_starts, dry_windows, wet_windows):
           yield split, encode_example(
-              floats={'dry': d, 'wet': w},
-              ints={'channel': channel, 'offset': int(start), 'sample_rate': sample_rate},
-              strings={'source': job['name'], 'effect': job['effect']})
+              floats={contract.DRY: d, contract.WET: w},
+              ints={contract.CHANNEL: channel, contract.OFFSET: int(start),
+                    contract.SAMPLE_RATE: sample_rate},
+              strings={contract.SOURCE: job['name'], contract.EFFECT: job['effect']})
 
 
 def shard_name(index: int, count: int) -> str:
@@ -289,7 +291,6 @@ class _WritePair(beam.DoFn):
 
 def runs_in_process(beam_pipeline_args) -> bool:
   """True if the args select Beam's DirectRunner (the default runner)."""
-  from apache_beam.options import pipeline_options  # pylint: disable=import-outside-toplevel
   runner = pipeline_options.PipelineOptions(flags=list(beam_pipeline_args or [])).view_as(
       pipeline_options.StandardOptions).runner
   return (runner or 'DirectRunner').split('.')[-1] in (
@@ -366,7 +367,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     text = json.dumps(summary, sort_keys=True)
     examples.set_string_custom_property(SUMMARY_PROPERTY, text)
     examples.set_string_custom_property(CHECK_PROPERTY, summary['check']['verdict'])
-    with tf.io.gfile.GFile(os.path.join(examples.uri, SUMMARY_FILE), 'w') as f:
+    with tf.io.gfile.GFile(os.path.join(examples.uri, contract.EXAMPLES_SUMMARY_FILE), 'w') as f:
       f.write(text)
 
 

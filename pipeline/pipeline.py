@@ -14,6 +14,7 @@ from typing import Any, Dict
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
+from schema import contract
 from components.anomalies_gate import AnomaliesGate
 from components.atomic_pusher import AtomicPusher
 from components.audio_example_gen import AudioExampleGen
@@ -26,7 +27,6 @@ from trainer.config import TrainConfig
 
 TRAINER_RUN_FN = 'trainer.model.run_fn'
 METRICS_MODULE = 'trainer.metrics'
-SERVING_EXAMPLES_SIGNATURE = 'serving_examples'
 
 
 def train_config_for(config: PipelineConfig, train: TrainConfig) -> TrainConfig:
@@ -62,14 +62,15 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
   # metric of its own (trainer/metrics.py); all share one pass of sums over the data.
   return tfma.EvalConfig(
       model_specs=[
-          tfma.ModelSpec(name='candidate', signature_name=SERVING_EXAMPLES_SIGNATURE,
-                         label_key='wet',
-                         prediction_key='wet'),
-          tfma.ModelSpec(name='baseline', signature_name=SERVING_EXAMPLES_SIGNATURE,
-                         label_key='wet', prediction_key='wet', is_baseline=True),
+          tfma.ModelSpec(name='candidate', signature_name=contract.EXAMPLES_SIGNATURE,
+                         label_key=contract.WET,
+                         prediction_key=contract.WET_OUTPUT),
+          tfma.ModelSpec(name='baseline', signature_name=contract.EXAMPLES_SIGNATURE,
+                         label_key=contract.WET, prediction_key=contract.WET_OUTPUT,
+                         is_baseline=True),
       ],
-      slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=['source']),
-                     tfma.SlicingSpec(feature_keys=['source', 'channel'])],
+      slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[contract.SOURCE]),
+                     tfma.SlicingSpec(feature_keys=[contract.SOURCE, contract.CHANNEL])],
       metrics_specs=[tfma.MetricsSpec(metrics=[
           tfma.MetricConfig(class_name='ExampleCount'),
           metric('AudioESR'), metric('AudioRMSE'), metric('AudioIdentityESRdB'),

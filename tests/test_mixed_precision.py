@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
+from schema import contract
 from components.audio import dsp
 from tests.conftest import REPO  # noqa: F401  (sets TF_USE_LEGACY_KERAS first)
 from trainer import architectures
@@ -127,7 +128,7 @@ def _train(root, dataset, mixed_precision, command_line=False):
     model_lib.run_fn(FnArgs(train_files=[dataset['train']], eval_files=[dataset['eval']],
                             serving_model_dir=serving, model_run_dir=run,
                             custom_config=TrainConfig(**values).to_custom_config()))
-  with open(os.path.join(run, model_lib.SUMMARY_FILE)) as f:
+  with open(os.path.join(run, contract.TRAINING_SUMMARY_FILE)) as f:
     return serving, json.load(f)
 
 

@@ -15,6 +15,7 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 import tf_keras as keras  # pylint: disable=g-import-not-at-top
 from tfx.components.trainer.fn_args_utils import FnArgs  # pylint: disable=g-import-not-at-top
 
+from schema import contract
 from components.audio import dsp  # pylint: disable=g-import-not-at-top
 from trainer import architectures  # pylint: disable=g-import-not-at-top
 from trainer import callbacks  # pylint: disable=g-import-not-at-top
@@ -293,7 +294,7 @@ def test_run_fn_metadata_logs_and_step_budget(trained_conv):
       SR, WINDOW, CONTEXT)
   assert meta['model'] == 'conv' and meta['parameter_count'] > 0
   assert TrainConfig.from_custom_config(meta['train_config']) == config
-  with open(os.path.join(args.model_run_dir, model_lib.SUMMARY_FILE)) as f:
+  with open(os.path.join(args.model_run_dir, contract.TRAINING_SUMMARY_FILE)) as f:
     summary = json.load(f)
   assert summary['plan']['total_steps'] == 20 and summary['steps_run'] == 20
   assert summary['epochs_run'] == 2          # 16 steps per epoch
@@ -355,7 +356,7 @@ def test_run_fn_trains_a_hybrid_on_a_time_budget_with_cropped_context(dataset, t
   assert past < CONTEXT
   args = fn_args(tmp_path, dataset, config)
   model_lib.run_fn(args)
-  with open(os.path.join(args.model_run_dir, model_lib.SUMMARY_FILE)) as f:
+  with open(os.path.join(args.model_run_dir, contract.TRAINING_SUMMARY_FILE)) as f:
     summary = json.load(f)
   assert summary['input_crop'] == [CONTEXT - past, CONTEXT - future]
   # Stopped by the clock (the stop rule itself: test_time_budget_schedule_and_stop), not by

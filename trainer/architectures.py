@@ -39,9 +39,9 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 import tf_keras as keras  # pylint: disable=g-import-not-at-top
 
+from schema import contract
 from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
 
-INPUT_NAME = 'audio'
 
 
 # --- Layers --------------------------------------------------------------------------
@@ -383,7 +383,7 @@ def build_conv(config: TrainConfig) -> keras.Model:
   """conv -> dense -> Conv1DTranspose model with a FIR branch; see the module docstring."""
   s, k, c = config.conv_stride, config.conv_kernel, config.latent_channels
   overlap = (k - s) // 2
-  audio = keras.Input(shape=[None], name=INPUT_NAME)                    # [b, t]
+  audio = keras.Input(shape=[None], name=contract.AUDIO_INPUT)                    # [b, t]
   x3 = keras.layers.Reshape([-1, 1], name='to_channels', dtype='float32')(audio)  # [b, t, 1]
   x3 = _front_end(config, x3)
   padded = PadTime(overlap, overlap, s, name='pad_to_frames')(x3)         # [b, F*S + 2h, 1]
@@ -414,14 +414,14 @@ def build_conv(config: TrainConfig) -> keras.Model:
     branches.append(ModulatedSum(name='modulation')([gains, filtered]))
   out = (keras.layers.Add(name='sum', dtype='float32')(branches) if len(branches) > 1
          else branches[0])
-  wet = keras.layers.Reshape([-1], name='wet', dtype='float32')(out)
+  wet = keras.layers.Reshape([-1], name=contract.WET_OUTPUT, dtype='float32')(out)
   return keras.Model(audio, wet, name='fxemu_conv')
 
 
 def build_dense(config: TrainConfig) -> keras.Model:
   """Framewise fully connected baseline: N samples -> Dense x L -> N samples."""
   n = config.dense_frame_samples
-  audio = keras.Input(shape=[None], name=INPUT_NAME)
+  audio = keras.Input(shape=[None], name=contract.AUDIO_INPUT)
   x3 = keras.layers.Reshape([-1, 1], name='to_channels')(audio)
   padded = PadTime(0, 0, n, name='pad_to_frames')(x3)
   frames = keras.layers.Reshape([-1, n], name='frames')(padded)           # [b, F, n]
@@ -432,14 +432,14 @@ def build_dense(config: TrainConfig) -> keras.Model:
   h = keras.layers.Dense(n, name='dense_out')(h)                          # [b, F, n]
   samples = keras.layers.Reshape([-1, 1], name='samples')(h)              # [b, F*n, 1]
   cropped = CropTime(0, name='crop')([samples, audio])
-  wet = keras.layers.Reshape([-1], name='wet', dtype='float32')(cropped)
+  wet = keras.layers.Reshape([-1], name=contract.WET_OUTPUT, dtype='float32')(cropped)
   return keras.Model(audio, wet, name='fxemu_dense')
 
 
 def build_tcn(config: TrainConfig) -> keras.Model:
   """Gated dilated residual Conv1D stack at the sample rate (WaveNet-like) + FIR branch."""
   c, padding = config.tcn_channels, 'causal' if config.causal else 'same'
-  audio = keras.Input(shape=[None], name=INPUT_NAME)
+  audio = keras.Input(shape=[None], name=contract.AUDIO_INPUT)
   x3 = keras.layers.Reshape([-1, 1], name='to_channels', dtype='float32')(audio)
   x3 = _front_end(config, x3)
   h = keras.layers.Conv1D(c, 1, name='input_mix')(x3)
@@ -460,7 +460,7 @@ def build_tcn(config: TrainConfig) -> keras.Model:
     branches.append(_fir_branch(config, x3))
   out = (keras.layers.Add(name='sum', dtype='float32')(branches) if len(branches) > 1
          else branches[0])
-  wet = keras.layers.Reshape([-1], name='wet', dtype='float32')(out)
+  wet = keras.layers.Reshape([-1], name=contract.WET_OUTPUT, dtype='float32')(out)
   return keras.Model(audio, wet, name='fxemu_tcn')
 
 
@@ -496,7 +496,7 @@ def _causal_condition(config: TrainConfig, x3):
 def build_wavenet(config: TrainConfig) -> keras.Model:
   """``wavenet`` and ``hybrid``: layer arrays at the sample rate (+ slow conditioning for
   hybrid) + FIR branch; see the module docstring. ``[b, t] -> [b, t]``."""
-  audio = keras.Input(shape=[None], name=INPUT_NAME)                       # [b, t]
+  audio = keras.Input(shape=[None], name=contract.AUDIO_INPUT)                       # [b, t]
   x3 = keras.layers.Reshape([-1, 1], name='to_channels', dtype='float32')(audio)  # [b, t, 1]
   x3 = _front_end(config, x3)
   condition = x3
@@ -524,7 +524,7 @@ def build_wavenet(config: TrainConfig) -> keras.Model:
     branches.append(_fir_branch(config, x3))
   out = (keras.layers.Add(name='sum', dtype='float32')(branches) if len(branches) > 1
          else branches[0])
-  wet = keras.layers.Reshape([-1], name='wet', dtype='float32')(out)
+  wet = keras.layers.Reshape([-1], name=contract.WET_OUTPUT, dtype='float32')(out)
   return keras.Model(audio, wet, name=f'fxemu_{config.model}')
 
 

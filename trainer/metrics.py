@@ -30,8 +30,8 @@ metrics and reports "Metric not found" for these)::
 
   tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(signature_name='serving_examples',
-                                  label_key='wet', prediction_key='wet')],
-      slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=['source'])],
+                                  label_key=contract.WET, prediction_key=contract.WET_OUTPUT)],
+      slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[contract.SOURCE])],
       metrics_specs=[tfma.MetricsSpec(metrics=[
           tfma.MetricConfig(class_name='AudioErrorMetrics', module='trainer.metrics'),
           tfma.MetricConfig(class_name='AudioESRdB', module='trainer.metrics',
@@ -54,6 +54,7 @@ from tensorflow_model_analysis.metrics import metric_util
 from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.utils import util
 
+from schema import contract
 from components.audio import dsp
 
 ESR = 'esr'
@@ -103,7 +104,7 @@ class AudioErrorMetrics(metric_types.Metric):
     dry_feature_key: feature holding the model input; its centre is the identity output.
   """
 
-  def __init__(self, name: str = 'audio_error_metrics', dry_feature_key: str = 'dry'):
+  def __init__(self, name: str = 'audio_error_metrics', dry_feature_key: str = contract.DRY):
     super().__init__(metric_util.merge_per_key_computations(_computations),
                      name=name, formulas=list(KEYS), key_names=list(KEYS),
                      dry_feature_key=dry_feature_key)
@@ -113,7 +114,7 @@ class _SingleKeyMetric(metric_types.Metric):
   """One key, named ``name`` (so that a MetricConfig threshold can refer to it)."""
   FORMULA = ''
 
-  def __init__(self, name: Optional[str] = None, dry_feature_key: str = 'dry'):
+  def __init__(self, name: Optional[str] = None, dry_feature_key: str = contract.DRY):
     super().__init__(metric_util.merge_per_key_computations(_computations),
                      name=name or self.FORMULA, formulas=[self.FORMULA],
                      key_names=[name or self.FORMULA], dry_feature_key=dry_feature_key)
@@ -174,7 +175,7 @@ def _computations(
     name: str = '',
     formulas: Sequence[str] = KEYS,
     key_names: Sequence[str] = KEYS,
-    dry_feature_key: str = 'dry',
+    dry_feature_key: str = contract.DRY,
     eval_config: Optional[config_pb2.EvalConfig] = None,
     model_name: str = '',
     output_name: str = '',

@@ -24,6 +24,7 @@ from absl import logging  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 import tf_keras as keras  # pylint: disable=g-import-not-at-top
 
+from schema import contract
 from trainer import architectures  # pylint: disable=g-import-not-at-top
 from trainer import callbacks as callbacks_lib  # pylint: disable=g-import-not-at-top
 from trainer import data  # pylint: disable=g-import-not-at-top
@@ -35,7 +36,6 @@ from trainer import train_metrics  # pylint: disable=g-import-not-at-top
 from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
 
 MONITOR = 'val_esr_db'
-SUMMARY_FILE = 'fxemu_training.json'
 
 
 FLOAT32 = 'float32'
@@ -109,7 +109,7 @@ def training_model(core: keras.Model, config: TrainConfig) -> keras.Model:
   """``dry [b, window + 2 context - left - right]`` (see :func:`input_crop`) -> the
   ``window`` samples of ``core(dry)`` aligned with the ``wet`` target, ``[b, window]``."""
   left, right = input_crop(config)
-  dry = keras.Input(shape=[config.input_samples - left - right], name='dry')
+  dry = keras.Input(shape=[config.input_samples - left - right], name=contract.DRY)
   wet = CentreCrop(config.context_samples - left, config.window_samples, name='centre',
                    dtype=FLOAT32)(core(dry))
   return keras.Model(dry, wet, name='fxemu_train')
@@ -249,7 +249,7 @@ def run_fn(fn_args) -> None:
                  train_seconds_budget=config.train_seconds,
                  fit_seconds=clock.elapsed if clock else None)
   logging.info('Training summary: %s', json.dumps(summary))
-  with tf.io.gfile.GFile(os.path.join(log_dir, SUMMARY_FILE), 'w') as f:
+  with tf.io.gfile.GFile(os.path.join(log_dir, contract.TRAINING_SUMMARY_FILE), 'w') as f:
     json.dump(summary, f, indent=2)
   export_dir = distribute.write_dir(fn_args.serving_model_dir)
   export.export_serving_model(core if policy == FLOAT32 else float32_copy(core, config),

@@ -32,7 +32,7 @@ class Pair:
 
 
 def _listdir(directory: str) -> List[str]:
-  import tensorflow as tf
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
   if not tf.io.gfile.isdir(directory):
     raise PairError(f'{directory}: not a directory')
   return sorted(tf.io.gfile.listdir(directory))

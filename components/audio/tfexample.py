@@ -13,8 +13,9 @@ Feature{1: BytesList, 2: FloatList (packed float32), 3: Int64List (packed varint
 from __future__ import annotations
 
 import struct
-import zlib
 from typing import Iterable, Mapping, Sequence, Union
+import uuid
+import zlib
 
 import numpy as np
 
@@ -97,12 +98,12 @@ _GZIP_WBITS = 16 + 15   # zlib writes the gzip header and trailer itself
 
 def _crc32c_function():
   try:
-    import google_crc32c  # pylint: disable=import-outside-toplevel
+    import google_crc32c  # pylint: disable=import-outside-toplevel  (optional: a faster CRC when installed)
     if google_crc32c.implementation == 'c':
       return google_crc32c.value
   except ImportError:
     pass
-  import crcmod.predefined  # pylint: disable=import-outside-toplevel  (a Beam dependency)
+  import crcmod.predefined  # pylint: disable=import-outside-toplevel  (optional: a faster CRC when installed) (a Beam dependency)
   return crcmod.predefined.mkPredefinedCrcFun('crc-32c')
 
 
@@ -168,14 +169,13 @@ class TFRecordFile:
   """
 
   def __init__(self, path: str, compression_level: int = DEFAULT_GZIP_LEVEL):
-    import uuid  # pylint: disable=import-outside-toplevel
     self.path = path
     self._partial = f'{path}.partial-{uuid.uuid4().hex[:8]}'
     self._level = compression_level
     self._file = self._writer = None
 
   def __enter__(self) -> 'TFRecordFile':
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
     self._file = tf.io.gfile.GFile(self._partial, 'wb')
     self._writer = TFRecordWriter(self._file, self._level)
     return self
@@ -188,7 +188,7 @@ class TFRecordFile:
     return self._writer.records
 
   def __exit__(self, kind, value, traceback) -> None:
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
     try:
       if kind is None:
         self._writer.close()

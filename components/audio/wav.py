@@ -64,7 +64,7 @@ class WavInfo:
 
 
 def _read_bytes(path: str) -> bytes:
-  import tensorflow as tf  # gfile reads local paths and gs://, s3:// alike.
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
   try:
     return tf.io.gfile.GFile(path, 'rb').read()
   except Exception as e:  # pylint: disable=broad-except
@@ -126,8 +126,8 @@ def read_info(path: str) -> WavInfo:
 
 
 def _decode_with_tfio(data: bytes, info: WavInfo) -> np.ndarray:
-  import tensorflow as tf
-  import tensorflow_io as tfio
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
+  import tensorflow_io as tfio  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
   dtype = {8: tf.uint8, 16: tf.int16}.get(info.bits) if info.format_tag == FORMAT_PCM \
       else tf.float32
   # tfio's decoder stops at the data chunk; give it a plain fmt+data file so that

@@ -133,7 +133,7 @@ def plucks(seconds: float, sample_rate: int, seed: int) -> np.ndarray:
   Raises:
     piano.FluidSynthMissingError: FluidSynth is not installed.
   """
-  import pretty_midi  # pylint: disable=import-outside-toplevel
+  import pretty_midi  # pylint: disable=import-outside-toplevel  (start-up: pretty_midi)
   piano.require_fluidsynth()
   rng = signals.rng_for(seed, 'plucks')
   num_samples = int(round(seconds * sample_rate))

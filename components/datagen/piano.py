@@ -42,7 +42,7 @@ class FluidSynthMissingError(RuntimeError):
 def require_fluidsynth():
   """Imports pyfluidsynth, or raises :class:`FluidSynthMissingError` saying how to fix it."""
   try:
-    import fluidsynth  # pylint: disable=import-outside-toplevel
+    import fluidsynth  # pylint: disable=import-outside-toplevel  (optional: FluidSynth only for the piano)
   except (ImportError, OSError) as e:
     raise FluidSynthMissingError(
         f'cannot render the piano test set: FluidSynth is not available ({e}); '
@@ -53,7 +53,7 @@ def require_fluidsynth():
 
 def soundfont_path() -> str:
   """Path of the General MIDI soundfont shipped inside the pretty_midi package."""
-  import pretty_midi  # pylint: disable=import-outside-toplevel
+  import pretty_midi  # pylint: disable=import-outside-toplevel  (start-up: pretty_midi)
   path = os.path.join(os.path.dirname(pretty_midi.__file__), SOUNDFONT)
   if not os.path.exists(path):
     raise FileNotFoundError(f'the soundfont {SOUNDFONT} is missing from the pretty_midi '
@@ -188,7 +188,7 @@ def compose(seconds: float = DEFAULT_SECONDS, seed: int = 0):
     a ``pretty_midi.PrettyMIDI`` with one program-0 instrument per hand (named after
     the keys of :data:`PANS`).
   """
-  import pretty_midi  # pylint: disable=import-outside-toplevel
+  import pretty_midi  # pylint: disable=import-outside-toplevel  (start-up: pretty_midi)
   rng = signals.rng_for(seed, NAME)
   scale = MAJOR if rng.random() < 0.6 else HARMONIC_MINOR
   score = Score(int(rng.integers(48, 55)), scale, 60.0 / rng.uniform(88.0, 116.0), rng)

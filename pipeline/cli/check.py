@@ -15,6 +15,7 @@ import json
 import sys
 from typing import List, Sequence
 
+from schema import contract
 from components.audio import capture_check
 from components.audio import pairs as pairs_lib
 from pipeline.configs import PipelineConfig
@@ -52,9 +53,8 @@ def read_examples_summary(examples_uri: str) -> dict:
   """The AudioExampleGen's ``fxemu_summary.json`` under an Examples artifact ({} if none)."""
   # TensorFlow's file system (gs://, s3:// too); imported here, not at the top, so that
   # `fxemu --help` and `fxemu check --help` do not start TensorFlow.
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from components.audio_example_gen import SUMMARY_FILE  # pylint: disable=import-outside-toplevel
-  path = f'{examples_uri}/{SUMMARY_FILE}'
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
+  path = f'{examples_uri}/{contract.EXAMPLES_SUMMARY_FILE}'
   if not examples_uri or not tf.io.gfile.exists(path):
     return {}
   with tf.io.gfile.GFile(path) as f:

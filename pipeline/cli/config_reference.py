@@ -18,10 +18,13 @@ import sys
 from typing import List
 
 from components.audio import atomic_file
-from pipeline.flags import TRAIN_FIELDS_SET_BY_PIPELINE
+from kubeflow.settings import KubeflowSettings
+from pipeline.configs import PipelineConfig
 from pipeline.flags import env_name
 from pipeline.flags import field_default
 from pipeline.flags import flag_name
+from pipeline.flags import TRAIN_FIELDS_SET_BY_PIPELINE
+from trainer.config import TrainConfig
 
 DOC_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                         'docs', 'configuration.md')
@@ -50,9 +53,6 @@ def _table(cls, skip=()) -> List[str]:
 
 def render() -> str:
   """The whole page as Markdown."""
-  from kubeflow.settings import KubeflowSettings
-  from pipeline.configs import PipelineConfig
-  from trainer.config import TrainConfig
   lines = [
       '# Configuration reference',
       '',

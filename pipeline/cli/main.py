@@ -13,15 +13,29 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
 from typing import List, Optional
+import warnings
 
+import absl.logging
+
+from components.audio import pairs as pairs_lib
 from components.datagen import effects as effects_lib
+from kubeflow.client import add_kubeflow_command
+from pipeline.cli import check
+from pipeline.cli.check import add_check_command
+from pipeline.cli.progress import bar_text, format_seconds
+from pipeline.cli.progress import StatusLine
+from pipeline.configs import PipelineConfig
 from pipeline.flags import add_dataclass_flags
 from pipeline.flags import dataclass_from_flags
 from pipeline.flags import TRAIN_FIELDS_SET_BY_PIPELINE
+from pipeline.inference.apply import add_apply_command
+from pipeline.inference.serve import add_serve_command
+from trainer.config import TrainConfig
 
 
 def _quiet(verbose: bool) -> None:
@@ -34,10 +48,7 @@ def _quiet(verbose: bool) -> None:
     # 3: also the harmless 'Unable to register cuDNN/cuFFT factory' lines at import.
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
     os.environ.setdefault('PYTHONWARNINGS', 'ignore')  # inherited by Beam worker processes
-    import warnings
     warnings.filterwarnings('ignore')
-  import logging
-  import absl.logging
   absl.logging.set_verbosity(absl.logging.INFO if verbose else absl.logging.FATAL)
   level = logging.INFO if verbose else logging.CRITICAL
   logging.getLogger().setLevel(level)
@@ -45,14 +56,14 @@ def _quiet(verbose: bool) -> None:
                'apache_beam.runners.portability.local_job_service'):
     logging.getLogger(name).setLevel(level)
   if not verbose:
-    import tensorflow as tf
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
     tf.get_logger().setLevel(logging.CRITICAL)
 
 
 # --- commands ----------------------------------------------------------------------------
 
 def _synth(args) -> int:
-  from components.datagen import synth
+  from components.datagen import synth  # pylint: disable=import-outside-toplevel  (start-up: pedalboard, pretty_midi)
   effects = [e.strip() for e in args.effects.split(',') if e.strip()]
   paths = synth.synthesize(args.out, effects=effects, plugin=args.plugin,
                            seed=args.seed, progress=not args.quiet, dry_only=args.dry_only,
@@ -67,8 +78,7 @@ def ensure_default_data(config) -> None:
   """Makes the default data set in OUTPUT_DIR/data when no data directory was given."""
   if config.data_dir:
     return
-  from components.audio import pairs as pairs_lib
-  from components.datagen import synth
+  from components.datagen import synth  # pylint: disable=import-outside-toplevel  (start-up: pedalboard, pretty_midi)
   try:
     pairs_lib.find_pairs(config.data_path, config.effect)
     return
@@ -95,7 +105,6 @@ class StagePrinter:
   time on stderr, with a bar against the same stage's last complete run."""
 
   def __init__(self):
-    from pipeline.cli.progress import StatusLine
     self.status = StatusLine()
     self.printed = 0
 
@@ -105,7 +114,6 @@ class StagePrinter:
     self.printed += 1
 
   def on_running(self, name: str, elapsed: float, last: Optional[float]) -> None:
-    from pipeline.cli.progress import bar_text, format_seconds
     estimate = ''
     if last and last > 1:
       estimate = (f' {bar_text(elapsed / last)} ~{min(99, int(100 * elapsed / last))} % of '
@@ -120,7 +128,6 @@ def print_run_summary(config, result, stages: bool = True) -> None:
     print('\nstages:')
     for stage in result.stages:
       print(format_stage(stage))
-  from pipeline.cli import check
   findings = check.summary_lines(check.read_examples_summary(result.examples_uri),
                                  allowed=config.allow_unlearnable)
   if findings:
@@ -147,17 +154,15 @@ def print_run_summary(config, result, stages: bool = True) -> None:
 
 
 def _run(args) -> int:
-  from pipeline import local_runner
-  from pipeline import results
-  from pipeline.configs import PipelineConfig
-  from trainer.config import TrainConfig
+  from pipeline import local_runner  # pylint: disable=import-outside-toplevel  (start-up: TFX)
+  from pipeline import results  # pylint: disable=import-outside-toplevel  (start-up: TFX)
   config = dataclass_from_flags(PipelineConfig, args)
   train = dataclass_from_flags(TrainConfig, args)
   ensure_default_data(config)
   if not args.verbose:
     # Keras' per-epoch lines go to (silenced) logging instead of stdout: the run shows a
     # line per stage instead.
-    import tf_keras
+    import tf_keras  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
     tf_keras.utils.disable_interactive_logging()
   print(f'running pipeline {config.pipeline_name} on {config.data_path} '
         f'(artifacts in {config.pipeline_root})', flush=True)
@@ -182,15 +187,13 @@ def _run(args) -> int:
     return 1
   print(f'\ndone in {time.time() - start:.0f} s', flush=True)
   if args.report is not False:
-    from pipeline.report import run_report as report
+    from pipeline.report import run_report as report  # pylint: disable=import-outside-toplevel  (start-up: TFX)
     path = report.write_report(report.location_of(config))
     print(f'report: {path}')
   return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-  from pipeline.configs import PipelineConfig
-  from trainer.config import TrainConfig
   parser = argparse.ArgumentParser(
       prog='fxemu', description='Learn an audio effect from dry/wet recordings and serve it.')
   parser.add_argument('-v', '--verbose', action='store_true',
@@ -239,11 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='write the HTML report of the run at the end (default: True)')
   run.set_defaults(func=_run)
 
-  from pipeline.inference.apply import add_apply_command
-  from pipeline.cli.check import add_check_command
-  from pipeline.report.run_report import add_report_command
-  from pipeline.inference.serve import add_serve_command
-  from kubeflow.client import add_kubeflow_command
+  from pipeline.report.run_report import add_report_command  # pylint: disable=import-outside-toplevel  (start-up: TFX)
   add_check_command(commands)
   add_report_command(commands)
   add_apply_command(commands)

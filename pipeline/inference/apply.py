@@ -35,12 +35,10 @@ import numpy as np
 import tqdm
 
 from components.audio import wav
+from schema import contract
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
-ASSET_NAME = 'fxemu.json'          # written by trainer/export.py
-SIGNATURE = 'serving_default'
-INPUT_KEY, OUTPUT_KEY = 'audio', 'wet'
 DEFAULT_BLOCK_SECONDS = 10.0
 STREAM_BLOCK_SAMPLES = 512         # nominal block of the real-time API and its benchmark
 _ENDPOINT = re.compile(r'^(https?://[^/]+)/v1/models/([^/:]+)(?:/versions/(\d+))?/?$')
@@ -76,10 +74,11 @@ class ModelInfo:
                  int(meta['receptive_field_future_samples']), int(meta['block_multiple']),
                  str(meta.get('model', '')), str(version), source)
     except (KeyError, TypeError, ValueError) as e:
-      raise ModelError(f'{source}: {ASSET_NAME} is missing or has a bad value for {e}') from e
+      raise ModelError(f'{source}: {contract.MODEL_INFO_FILE} is missing or has a bad value '
+                       f'for {e}') from e
     if info.sample_rate < 1 or info.block_multiple < 1 or min(info.past_samples,
                                                               info.future_samples) < 0:
-      raise ModelError(f'{source}: {ASSET_NAME} holds inconsistent values: {info}')
+      raise ModelError(f'{source}: {contract.MODEL_INFO_FILE} holds inconsistent values: {info}')
     return info
 
   @property
@@ -95,8 +94,8 @@ class ModelInfo:
 
 def read_asset(model_dir: str) -> Dict[str, Any]:
   """The ``assets/fxemu.json`` of a version directory (local path or gs://...)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  path = os.path.join(model_dir, 'assets', ASSET_NAME)
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
+  path = os.path.join(model_dir, 'assets', contract.MODEL_INFO_FILE)
   try:
     with tf.io.gfile.GFile(path) as f:
       return json.load(f)
@@ -108,14 +107,14 @@ def read_asset(model_dir: str) -> Dict[str, Any]:
 
 def is_complete_version(version_dir: str) -> bool:
   """True when a version directory has ``saved_model.pb`` and ``variables/`` (TF Serving's test)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
   return (tf.io.gfile.exists(os.path.join(version_dir, 'saved_model.pb'))
           and tf.io.gfile.isdir(os.path.join(version_dir, 'variables')))
 
 
 def list_versions(base_dir: str) -> List[Tuple[int, str]]:
   """Complete numeric versions under ``base_dir``: ``[(version, path)]``, newest first."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
   try:
     names = tf.io.gfile.listdir(base_dir)
   except Exception:  # pylint: disable=broad-except
@@ -131,7 +130,7 @@ def list_versions(base_dir: str) -> List[Tuple[int, str]]:
 
 def resolve_version_dir(path: str) -> str:
   """A version directory itself, or the newest complete version of a base directory."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
   if tf.io.gfile.exists(os.path.join(path, 'saved_model.pb')):
     return path
   if not tf.io.gfile.isdir(path):
@@ -153,7 +152,7 @@ class LocalModel:
   max_request_samples: Optional[int] = None   # no per-call limit
 
   def __init__(self, path: str):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
     self.path = resolve_version_dir(path)
     self.metadata = read_asset(self.path)
     version = os.path.basename(os.path.normpath(self.path))
@@ -161,7 +160,7 @@ class LocalModel:
     self.info = ModelInfo.from_metadata(self.metadata, self.path, self.version)
     try:
       self._loaded = tf.saved_model.load(self.path)
-      self._fn = self._loaded.signatures[SIGNATURE]
+      self._fn = self._loaded.signatures[contract.SERVING_SIGNATURE]
     except Exception as e:  # pylint: disable=broad-except
       raise ModelError(f'{self.path}: cannot load the SavedModel ({e})') from e
     self._tf = tf
@@ -170,19 +169,20 @@ class LocalModel:
     audio = np.ascontiguousarray(audio, np.float32)
     if audio.ndim != 2 or audio.shape[1] == 0:
       raise ValueError(f'audio must be [batch, samples] with samples > 0, got {audio.shape}')
-    return self._fn(**{INPUT_KEY: self._tf.constant(audio)})[OUTPUT_KEY].numpy()
+    outputs = self._fn(**{contract.AUDIO_INPUT: self._tf.constant(audio)})
+    return outputs[contract.WET_OUTPUT].numpy()
 
   def signature_defs(self) -> Dict[str, Any]:
     """The SavedModel's signature defs as TF Serving prints them in its metadata JSON."""
-    from google.protobuf import json_format  # pylint: disable=g-import-not-at-top
-    from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
+    from google.protobuf import json_format  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
+    from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
     proto = saved_model_pb2.SavedModel()
     with self._tf.io.gfile.GFile(os.path.join(self.path, 'saved_model.pb'), 'rb') as f:
       proto.ParseFromString(f.read())
     defs = proto.meta_graphs[0].signature_def
     try:
       kwargs = {'including_default_value_fields': True}
-      json_format.MessageToDict(defs[SIGNATURE], **kwargs)
+      json_format.MessageToDict(defs[contract.SERVING_SIGNATURE], **kwargs)
     except TypeError:  # protobuf >= 5.26 renamed the option
       kwargs = {'always_print_fields_with_no_presence': True}
     return {name: json_format.MessageToDict(d, preserving_proto_field_name=True, **kwargs)
@@ -209,7 +209,7 @@ class RemoteModel:
 
   def __init__(self, url: str, model_info: Optional[str] = None, timeout: float = 120.0,
                max_request_bytes: int = 8 << 20):
-    import requests  # pylint: disable=g-import-not-at-top
+    import requests  # pylint: disable=import-outside-toplevel  (start-up: requests, only for a serving URL)
     url = url.strip()
     url = url[:-len(':predict')] if url.endswith(':predict') else url
     match = _ENDPOINT.match(url)
@@ -227,7 +227,8 @@ class RemoteModel:
       if not model_info:
         raise ModelError(f'{self.url}: the server does not report the model\'s sample rate '
                          'and receptive field (tensorflow_model_server does not); pass '
-                         '--model-info with the model\'s version directory or fxemu.json')
+                         f'--model-info with the model\'s version directory or '
+                         f'{contract.MODEL_INFO_FILE}')
       fxemu = _read_model_info_file(model_info)
     self.metadata = fxemu
     self.version = spec_version
@@ -245,7 +246,8 @@ class RemoteModel:
 
   def predict(self, audio: np.ndarray) -> np.ndarray:
     audio = np.asarray(audio, np.float32)
-    body = '{"signature_name":"%s","instances":%s}' % (SIGNATURE, format_rows(audio))
+    body = '{"signature_name":"%s","instances":%s}' % (contract.SERVING_SIGNATURE,
+                                                       format_rows(audio))
     try:
       response = self._session.post(self.url + ':predict', data=body.encode(),
                                     headers={'Content-Type': 'application/json'},
@@ -499,7 +501,7 @@ def add_apply_command(subparsers) -> None:
   parser.add_argument('--model-info', default=None, metavar='PATH',
                       help='for an endpoint that does not report the model\'s sample rate and '
                       'receptive field (tensorflow_model_server): the model\'s version '
-                      'directory or its assets/fxemu.json')
+                      f'directory or its assets/{contract.MODEL_INFO_FILE}')
   parser.add_argument('--quiet', action='store_true', help='no progress bar or summary')
   parser.set_defaults(func=run_apply_command)
 

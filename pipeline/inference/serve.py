@@ -17,6 +17,7 @@ A watcher thread polls the base directory and switches to the newest complete ve
 """
 from __future__ import annotations
 
+import argparse
 import http.server
 import json
 import logging
@@ -31,6 +32,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from pipeline.inference import apply
+from schema import contract
 
 log = logging.getLogger('fxemu.serve')
 
@@ -53,7 +55,7 @@ class HttpError(Exception):
 
 def _fingerprint(version_dir: str) -> Tuple:
   """(path, size, mtime) of every file: changes while a version is still being written."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
   entries = []
   for folder, _, files in tf.io.gfile.walk(version_dir):
     for name in files:
@@ -171,10 +173,10 @@ def parse_predict_request(body: bytes) -> Tuple[np.ndarray, bool]:
     raise HttpError(400, f'JSON Parse error: {e}') from e
   if not isinstance(request, dict):
     raise HttpError(400, 'the request must be a JSON object with "instances" or "inputs"')
-  signature = request.get('signature_name') or apply.SIGNATURE
-  if signature != apply.SIGNATURE:
+  signature = request.get('signature_name') or contract.SERVING_SIGNATURE
+  if signature != contract.SERVING_SIGNATURE:
     raise HttpError(400, f'Serving signature name: "{signature}" not found in signature def '
-                    f'(this server runs "{apply.SIGNATURE}")')
+                    f'(this server runs "{contract.SERVING_SIGNATURE}")')
   if ('instances' in request) == ('inputs' in request):
     raise HttpError(400, 'the request needs exactly one of "instances" (row format) and '
                     '"inputs" (columnar format)')
@@ -183,17 +185,17 @@ def parse_predict_request(body: bytes) -> Tuple[np.ndarray, bool]:
     if not isinstance(instances, list) or not instances:
       raise HttpError(400, '"instances" must be a non-empty list of rows')
     if all(isinstance(row, dict) for row in instances):
-      if any(set(row) != {apply.INPUT_KEY} for row in instances):
+      if any(set(row) != {contract.AUDIO_INPUT} for row in instances):
         raise HttpError(400, f'each named instance must have exactly the input '
-                        f'"{apply.INPUT_KEY}"')
-      instances = [row[apply.INPUT_KEY] for row in instances]
+                        f'"{contract.AUDIO_INPUT}"')
+      instances = [row[contract.AUDIO_INPUT] for row in instances]
     return _as_audio(instances, 'instances'), False
   inputs = request['inputs']
   if isinstance(inputs, dict):
-    if set(inputs) != {apply.INPUT_KEY}:
-      raise HttpError(400, f'"inputs" must have exactly the input "{apply.INPUT_KEY}", got '
-                      f'{sorted(inputs)}')
-    inputs = inputs[apply.INPUT_KEY]
+    if set(inputs) != {contract.AUDIO_INPUT}:
+      raise HttpError(400, f'"inputs" must have exactly the input "{contract.AUDIO_INPUT}", '
+                      f'got {sorted(inputs)}')
+    inputs = inputs[contract.AUDIO_INPUT]
   return _as_audio(inputs, 'inputs'), True
 
 
@@ -401,7 +403,7 @@ def run_serve_command(args) -> int:
   log.setLevel(logging.INFO)
   log.propagate = False
   if getattr(args, 'intra_op_threads', 0):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
     tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
   try:
     server = make_server(args.model_base, args.port, args.host, args.model_name,
@@ -438,7 +440,6 @@ def wait_until(predicate, timeout: float, interval: float = 0.05) -> bool:
 
 def main(argv: Optional[List[str]] = None) -> int:
   """``python -m pipeline.inference.serve MODEL_BASE [options]``: the same as ``fxemu serve``."""
-  import argparse  # pylint: disable=g-import-not-at-top
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   parser = argparse.ArgumentParser(prog='fxemu')
   add_serve_command(parser.add_subparsers(dest='command', required=True))

@@ -14,9 +14,9 @@ SPECTROGRAM_FLOOR_DB = -100.0
 
 
 def _pyplot():
-  import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib  # pylint: disable=import-outside-toplevel  (start-up: matplotlib)
   matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel  (start-up: matplotlib)
   return plt
 
 

@@ -23,23 +23,27 @@ import glob
 import html
 import json
 import os
+import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from components.audio import atomic_file
-from pipeline.report import plots
+from components.audio import dsp
+from components.audio import pairs as pairs_lib
+from components.audio import wav
 from pipeline import results
 from pipeline.configs import DEFAULT_OUTPUT_DIR
 from pipeline.configs import PipelineConfig
+from pipeline.inference import apply
+from pipeline.report import plots
+from schema import contract
 
 REPORT_FILE = 'report.html'
 CLIP_SECONDS = 8.0          # audio players: the first seconds of each test part
 SEGMENT_SECONDS = 0.5       # ESR over time: one point per segment
 FIR_TAPS, FIR_LOOKAHEAD = 512, 64
 MAX_TEST_RECORDINGS = 4     # keeps the page a few MB
-TRAINING_SUMMARY_FILE = 'fxemu_training.json'   # written by trainer.model.run_fn
-EXAMPLES_SUMMARY_FILE = 'fxemu_summary.json'    # written by AudioExampleGen
 
 
 # --- Which run ---------------------------------------------------------------------------
@@ -91,7 +95,7 @@ def location_of(config: PipelineConfig) -> RunLocation:
 # --- What the run produced ---------------------------------------------------------------
 
 def _read_json(path: str) -> Dict[str, Any]:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
   if not path or not tf.io.gfile.exists(path):
     return {}
   with tf.io.gfile.GFile(path) as f:
@@ -100,8 +104,8 @@ def _read_json(path: str) -> Dict[str, Any]:
 
 def read_anomalies(anomalies_uri: str) -> Dict[str, List[str]]:
   """ExampleValidator's findings: split -> ['feature: description', ...]."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tensorflow_metadata.proto.v0 import anomalies_pb2  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
+  from tensorflow_metadata.proto.v0 import anomalies_pb2  # pylint: disable=import-outside-toplevel  (start-up: TFX)
   found = {}
   for path in sorted(tf.io.gfile.glob(os.path.join(anomalies_uri, 'Split-*', 'SchemaDiff.pb'))):
     with tf.io.gfile.GFile(path, 'rb') as f:
@@ -139,9 +143,6 @@ def load_pairs(summary: Dict[str, Any]):
   Training tracks are ``(dry, wet)`` mono pairs (every channel of the training files and
   the part of test files before ``test_tail``); latency found by ``--align`` is trimmed.
   """
-  from components.audio import dsp  # pylint: disable=g-import-not-at-top
-  from components.audio import pairs as pairs_lib  # pylint: disable=g-import-not-at-top
-  from components.audio import wav  # pylint: disable=g-import-not-at-top
   latency = summary.get('latency_samples', {})
   training, tests = [], []
   for pair in pairs_lib.find_pairs(summary['input_base'], summary.get('effect') or None):
@@ -160,7 +161,6 @@ def load_pairs(summary: Dict[str, Any]):
 
 def predict(model_dir: str, tests: List[TestTrack]) -> None:
   """Fills ``predicted`` (test part only) with the model's output on each whole recording."""
-  from pipeline.inference import apply  # pylint: disable=g-import-not-at-top
   model = apply.LocalModel(model_dir)
 
   def whole(track: TestTrack) -> np.ndarray:
@@ -193,7 +193,6 @@ class _Sums:
     self.stft = 0.0
 
   def add(self, target: np.ndarray, prediction: np.ndarray) -> None:
-    from components.audio import dsp  # pylint: disable=g-import-not-at-top
     diff = np.asarray(target, np.float64) - np.asarray(prediction, np.float64)
     self.error += float(np.sum(diff ** 2))
     self.energy += float(np.sum(np.asarray(target, np.float64) ** 2))
@@ -201,7 +200,6 @@ class _Sums:
     self.stft = self.stft + dsp.mrstft_sums(target, prediction)
 
   def figures(self) -> Dict[str, float]:
-    from components.audio import dsp  # pylint: disable=g-import-not-at-top
     return {'esr_db': dsp.to_db(self.error / max(self.energy, dsp.EPS)),
             'rmse': float(np.sqrt(self.error / max(self.count, 1))),
             'mrstft': dsp.mrstft_from_sums(self.stft)}
@@ -226,7 +224,6 @@ def _scored(tests: List[TestTrack], prediction_of) -> Figures:
 def fir_references(training, tests: List[TestTrack]) -> Figures:
   """Figures (see :func:`_scored`) of a least-squares FIR (``FIR_TAPS`` taps,
   ``FIR_LOOKAHEAD`` ahead) fitted on the training tracks, on the test parts."""
-  from components.audio import dsp  # pylint: disable=g-import-not-at-top
   fir = dsp.fit_fir([d for d, _ in training], [w for _, w in training], FIR_TAPS,
                     FIR_LOOKAHEAD)
   # Filtered whole (the test part's start sees its past), scored on the test part.
@@ -257,7 +254,6 @@ def _png(fig, alt: str) -> str:
 
 def _audio(track: np.ndarray, sample_rate: int, label: str) -> str:
   """A player of a mono clip as an inline 16-bit WAV."""
-  from components.audio import wav  # pylint: disable=g-import-not-at-top
   data = base64.b64encode(wav.encode_wav(np.clip(track, -1.0, 1.0), sample_rate,
                                         'PCM_16')).decode('ascii')
   return (f'<figure class="player"><figcaption>{_e(label)}</figcaption>'
@@ -343,7 +339,8 @@ def _section_metrics(metrics, baseline, fir, fir_note: str) -> str:
 
 def _section_training(training: Dict[str, Any]) -> str:
   if not training.get('history'):
-    return '<p class="note">No training log (fxemu_training.json) in this run.</p>'
+    return (f'<p class="note">No training log ({contract.TRAINING_SUMMARY_FILE}) in this '
+            'run.</p>')
   facts = [['model', _e(training.get('model', '?'))],
            ['parameters', _e(f'{training.get("parameter_count", 0):,}')],
            ['receptive field (samples)', _e(training.get('receptive_field_samples', '?'))],
@@ -360,7 +357,6 @@ def _section_training(training: Dict[str, Any]) -> str:
 
 
 def _section_test(track: TestTrack, metrics: Dict[str, Dict[str, float]], fir) -> str:
-  from components.audio import dsp  # pylint: disable=g-import-not-at-top
   rate, start_s = track.sample_rate, track.start / track.sample_rate
   parts = [f'<h3>{_e(track.name)}</h3>',
            f'<p class="note">Test part: {start_s:.2f} s to the end '
@@ -485,9 +481,9 @@ def _section_check(check: Optional[Dict[str, Any]]) -> str:
 def build_report(location: RunLocation) -> str:
   """The report of the newest run of ``location`` as one HTML document."""
   result = results.read_run(location.metadata_path, location.pipeline_name)
-  summary = _read_json(os.path.join(result.examples_uri, EXAMPLES_SUMMARY_FILE)) \
+  summary = _read_json(os.path.join(result.examples_uri, contract.EXAMPLES_SUMMARY_FILE)) \
       if result.examples_uri else {}
-  training = _read_json(os.path.join(result.model_run_uri, TRAINING_SUMMARY_FILE)) \
+  training = _read_json(os.path.join(result.model_run_uri, contract.TRAINING_SUMMARY_FILE)) \
       if result.model_run_uri else {}
   anomalies = read_anomalies(result.anomalies_uri) if result.anomalies_uri else {}
   baseline = {}
@@ -562,7 +558,6 @@ def add_report_command(subparsers) -> None:
 
 
 def run_report_command(args) -> int:
-  import sys  # pylint: disable=g-import-not-at-top
   try:
     path = write_report(locate_run(args.run, args.output_dir, args.effect), args.out)
   except (FileNotFoundError, OSError) as e:
