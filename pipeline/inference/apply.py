@@ -34,6 +34,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import tqdm
 
+from components.audio import model_versions
 from components.audio import wav
 from schema import contract
 
@@ -105,29 +106,6 @@ def read_asset(model_dir: str) -> Dict[str, Any]:
 
 # --- Versions in a model base directory -------------------------------------------------
 
-def is_complete_version(version_dir: str) -> bool:
-  """True when a version directory has ``saved_model.pb`` and ``variables/`` (TF Serving's test)."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
-  return (tf.io.gfile.exists(os.path.join(version_dir, 'saved_model.pb'))
-          and tf.io.gfile.isdir(os.path.join(version_dir, 'variables')))
-
-
-def list_versions(base_dir: str) -> List[Tuple[int, str]]:
-  """Complete numeric versions under ``base_dir``: ``[(version, path)]``, newest first."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
-  try:
-    names = tf.io.gfile.listdir(base_dir)
-  except Exception:  # pylint: disable=broad-except
-    return []
-  versions = []
-  for name in names:
-    name = name.rstrip('/')
-    path = os.path.join(base_dir, name)
-    if name.isdigit() and is_complete_version(path):
-      versions.append((int(name), path))
-  return sorted(versions, reverse=True)
-
-
 def resolve_version_dir(path: str) -> str:
   """A version directory itself, or the newest complete version of a base directory."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
@@ -135,7 +113,7 @@ def resolve_version_dir(path: str) -> str:
     return path
   if not tf.io.gfile.isdir(path):
     raise ModelError(f'{path}: no such model directory')
-  versions = list_versions(path)
+  versions = model_versions.versions(path)
   if not versions:
     raise ModelError(f'{path}: no model versions (expected {path}/<version>/saved_model.pb '
                      'and variables/, as the Pusher writes them)')

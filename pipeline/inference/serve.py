@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from components.audio import model_versions
 from pipeline.inference import apply
 from schema import contract
 
@@ -92,7 +93,7 @@ class ModelWatcher:
     """Looks at the base directory once; returns True when the served version changed."""
     with self._lock:
       serving = int(self._current.version) if self._current is not None else None
-      for version, path in apply.list_versions(self.base_dir):
+      for version, path in model_versions.versions(self.base_dir):
         if version == serving:
           return False
         fingerprint = _fingerprint(path)
