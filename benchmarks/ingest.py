@@ -88,8 +88,8 @@ def check_only(props: Dict, repeats: int) -> float:
       max_latency_samples=int(props.get('max_latency_samples') or 0) or spec.window // 2,
       align=bool(props.get('align')), context_samples=spec.context,
       sample_rate=int(props['sample_rate']))
-  decoded = [(pairs_lib.Pair(j['effect'], j['name'], j['pre'], j['post']),
-              *audio_example_gen.decode_pair(j)) for j in jobs]
+  decoded = [(pair, *pairs_lib.read_pair(pair)[:2])
+             for pair in map(audio_example_gen.job_pair, jobs)]
 
   def run():
     for pair, dry, wet in decoded:

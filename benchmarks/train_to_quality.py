@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import sys
 import tempfile
@@ -33,8 +32,8 @@ from typing import Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from schema import contract
 from benchmarks import common  # noqa: E402
+from schema import contract  # noqa: E402
 
 
 class TestProbe:
@@ -50,7 +49,7 @@ class TestProbe:
     return time.perf_counter() - self.start - self.paused
 
   def score(self, model, epoch: int) -> None:
-    import numpy as np  # pylint: disable=import-outside-toplevel
+    from components.audio import dsp  # pylint: disable=import-outside-toplevel
     from trainer import data  # pylint: disable=import-outside-toplevel
     from trainer import model as model_lib  # pylint: disable=import-outside-toplevel
     at = self.elapsed()
@@ -58,14 +57,10 @@ class TestProbe:
     if self._dataset is None:
       self._dataset = data.make_dataset(self.test_files, self.config, 16, training=False,
                                         crop=model_lib.input_crop(self.config))
-    error = energy = 0.0
+    sums = dsp.ErrorSums()
     for dry, wet in self._dataset:
-      predicted = model(dry, training=False).numpy().astype(np.float64)
-      target = wet.numpy().astype(np.float64)
-      error += float(np.sum((target - predicted) ** 2))
-      energy += float(np.sum(target ** 2))
-    self.points.append({'epoch': epoch, 'seconds': at,
-                        'test_esr_db': 10 * math.log10(max(error, 1e-30) / energy)})
+      sums.add(wet.numpy(), model(dry, training=False).numpy(), stft=False)
+    self.points.append({'epoch': epoch, 'seconds': at, 'test_esr_db': sums.esr_db()})
     self.paused += time.perf_counter() - begin
 
   def callback(self):

@@ -16,6 +16,7 @@ beside it, fails the run with a readable message on
 import json
 import logging
 import os
+from typing import Dict, Iterable, List, Optional
 
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
@@ -36,22 +37,37 @@ class DataAnomaliesError(RuntimeError):
   a model."""
 
 
-def describe_anomalies(anomalies_uri: str, split_names) -> list:
-  """Readable lines ``split: feature: problem`` for every anomaly under ``anomalies_uri``."""
-  lines = []
+def read_anomalies(anomalies_uri: str,
+                   split_names: Optional[Iterable[str]] = None) -> Dict[str, List[str]]:
+  """ExampleValidator's findings: ``{split: ["feature 'dry': problem", ...]}`` for the
+  splits that have a ``SchemaDiff.pb`` (of ``split_names``, or every split found)."""
+  if split_names is None:
+    split_names = sorted(os.path.basename(os.path.dirname(path))[len('Split-'):]
+                         for path in tf.io.gfile.glob(
+                             os.path.join(anomalies_uri, 'Split-*', 'SchemaDiff.pb')))
+  found = {}
   for split in split_names:
     path = os.path.join(anomalies_uri, f'Split-{split}', 'SchemaDiff.pb')
     if not tf.io.gfile.exists(path):
       continue
-    anomalies = anomalies_pb2.Anomalies()
-    anomalies.ParseFromString(tf.io.gfile.GFile(path, 'rb').read())
+    with tf.io.gfile.GFile(path, 'rb') as f:
+      anomalies = anomalies_pb2.Anomalies.FromString(f.read())
+    lines = []
     for feature, info in sorted(anomalies.anomaly_info.items()):
       reasons = '; '.join(r.description or r.short_description for r in info.reason)
-      lines.append(f'{split}: feature {feature!r}: {reasons or info.description}')
+      lines.append(f'feature {feature!r}: '
+                   f'{reasons or info.description or info.short_description}')
     if anomalies.HasField('dataset_anomaly_info'):
-      info = anomalies.dataset_anomaly_info
-      lines.append(f'{split}: dataset: {info.description}')
-  return lines
+      lines.append(f'dataset: {anomalies.dataset_anomaly_info.description}')
+    found[split] = lines
+  return found
+
+
+def describe_anomalies(anomalies_uri: str, split_names) -> list:
+  """Readable lines ``split: feature: problem`` for every anomaly under ``anomalies_uri``."""
+  return [f'{split}: {line}'
+          for split, lines in read_anomalies(anomalies_uri, split_names).items()
+          for line in lines]
 
 
 def capture_check_errors(examples_uri: str) -> list:

@@ -16,7 +16,6 @@ import time
 from typing import List, Optional
 
 from absl import logging
-from tfx import types
 from tfx.components.pusher import component as pusher_component
 from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.components.base import executor_spec

@@ -179,20 +179,9 @@ def plan_pairs(props: Dict[str, Any]):
 
 
 FRAME_CHUNK = 64   # windows cut per NumPy gather
-def decode_pair(job: Dict[str, Any]):
-  """Decodes one pair as recorded; returns (dry, wet): float32 ``[frames, channels]``.
-
-  Raises:
-    AudioFileError: on a side that is entirely silent (nothing to learn from it; a
-      silent wet side is almost always a recording mistake).
-  """
-  dry, _ = wav.read_wav(job['pre'])
-  wet, _ = wav.read_wav(job['post'])
-  for path, audio in ((job['pre'], dry), (job['post'], wet)):
-    if not np.any(audio):
-      raise wav.AudioFileError(path, 'every sample is zero (silent recording): there is '
-                               'nothing to learn from this pair; remove it or record it again')
-  return dry, wet
+def job_pair(job: Dict[str, Any]) -> pairs_lib.Pair:
+  """The pair a job of :func:`plan_pairs` names."""
+  return pairs_lib.Pair(job['effect'], job['name'], job['pre'], job['post'])
 
 
 def pair_examples(job: Dict[str, Any], dry: np.ndarray, wet: np.ndarray,
@@ -246,7 +235,8 @@ def write_pair(job: Dict[str, Any], spec: split_plan.WindowSpec, sample_rate: in
     (pair key, stats): levels (as recorded), latency trimmed, the number of windows
     written per split, and the check (``PairCheck.to_dict()``, or None without it).
   """
-  dry, wet = decode_pair(job)
+  pair = job_pair(job)
+  dry, wet, _ = pairs_lib.read_pair(pair)
   levels = capture_check.side_levels(dry), capture_check.side_levels(wet)
   estimate = capture_check.measure_latency(dry, wet, max_latency) if (align or check) else None
   pair_check = None
@@ -254,7 +244,6 @@ def write_pair(job: Dict[str, Any], spec: split_plan.WindowSpec, sample_rate: in
     settings = capture_check.CheckSettings(
         max_latency_samples=max_latency, align=align, context_samples=spec.context,
         sample_rate=sample_rate)
-    pair = pairs_lib.Pair(job['effect'], job['name'], job['pre'], job['post'])
     pair_check = capture_check.check_audio(pair, dry, wet, sample_rate, settings, estimate,
                                            levels)
   latency = estimate.samples if align else 0
@@ -272,7 +261,7 @@ def write_pair(job: Dict[str, Any], spec: split_plan.WindowSpec, sample_rate: in
             tfexample.TFRecordFile(path, compression_level))
       open_files[split].write(record)
       stats['windows'][split] += 1
-  return f"{job['effect']} - {job['name']}", stats
+  return pair.key, stats
 
 
 class _WritePair(beam.DoFn):

@@ -187,7 +187,7 @@ class PairCheck:
   @property
   def key(self) -> str:
     """``'EFFECT - NAME'``, as the examples' summary names pairs."""
-    return f'{self.effect} - {self.name}'
+    return pairs_lib.pair_key(self.effect, self.name)
 
   @property
   def verdict(self) -> str:

@@ -124,11 +124,17 @@ def overlap_add(frames: np.ndarray, starts: np.ndarray, num_samples: int,
 
 # --- Error measures ------------------------------------------------------------------
 
-def esr(target: np.ndarray, prediction: np.ndarray) -> float:
-  """Error-to-signal ratio  sum((y - y_hat)^2) / sum(y^2)  (dimensionless, 0 = perfect)."""
+def error_energy(target: np.ndarray, prediction: np.ndarray):
+  """``(sum((y - y_hat)^2), sum(y^2))`` in float64: the two sums every ESR is made of."""
   target = np.asarray(target, np.float64)
   prediction = np.asarray(prediction, np.float64)
-  return float(np.sum((target - prediction) ** 2) / max(np.sum(target ** 2), EPS))
+  return float(np.sum((target - prediction) ** 2)), float(np.sum(target ** 2))
+
+
+def esr(target: np.ndarray, prediction: np.ndarray) -> float:
+  """Error-to-signal ratio  sum((y - y_hat)^2) / sum(y^2)  (dimensionless, 0 = perfect)."""
+  error, energy = error_energy(target, prediction)
+  return error / max(energy, EPS)
 
 
 def to_db(ratio: float) -> float:
@@ -207,6 +213,73 @@ def mrstft_distance(target: np.ndarray, prediction: np.ndarray,
                     fft_sizes=MRSTFT_FFT_SIZES) -> float:
   """Multi-resolution STFT distance of one track; see :func:`mrstft_from_sums`."""
   return mrstft_from_sums(mrstft_sums(target, prediction, fft_sizes))
+
+
+class ErrorSums:
+  """Additive sums from which ESR, RMSE and the MRSTFT distance of many tracks come out
+  exactly (not as an average of per-track figures): error and target energy, the error
+  of a reference prediction (e.g. output = input), the sample count and the
+  :func:`mrstft_sums`. Sums of tracks, batches or TFMA accumulators add up with
+  :meth:`merge`. The one scoring code of the run report, the TFMA metrics and the
+  benchmarks."""
+  __slots__ = ('error', 'energy', 'reference_error', 'samples', 'stft')
+
+  def __init__(self):
+    self.error = 0.0
+    self.energy = 0.0
+    self.reference_error = 0.0
+    self.samples = 0.0
+    self.stft = np.zeros([len(MRSTFT_FFT_SIZES), 4])
+
+  def add(self, target: np.ndarray, prediction: np.ndarray, weight: float = 1.0,
+          reference: np.ndarray = None, stft: bool = True) -> 'ErrorSums':
+    """Adds tracks: ``target`` and ``prediction`` of one shape, ``[..., samples]`` (the
+    MRSTFT runs along the last axis, one track per row); ``reference`` the same shape."""
+    target = np.asarray(target, np.float64)
+    prediction = np.asarray(prediction, np.float64).reshape(target.shape)
+    error, energy = error_energy(target, prediction)
+    self.error += weight * error
+    self.energy += weight * energy
+    if reference is not None:
+      self.reference_error += weight * error_energy(
+          target, np.asarray(reference, np.float64).reshape(target.shape))[0]
+    self.samples += weight * target.size
+    if stft and target.size:
+      length = target.shape[-1]
+      for row, predicted in zip(target.reshape(-1, length), prediction.reshape(-1, length)):
+        self.stft = self.stft + weight * mrstft_sums(row, predicted)
+    return self
+
+  def merge(self, other: 'ErrorSums') -> 'ErrorSums':
+    """Adds ``other``'s sums into these; returns self."""
+    self.error += other.error
+    self.energy += other.energy
+    self.reference_error += other.reference_error
+    self.samples += other.samples
+    self.stft = self.stft + other.stft
+    return self
+
+  def esr(self) -> float:
+    return self.error / max(self.energy, EPS)
+
+  def esr_db(self) -> float:
+    return to_db(self.esr())
+
+  def rmse(self) -> float:
+    return float(np.sqrt(self.error / self.samples)) if self.samples else 0.0
+
+  def reference_esr_db(self) -> float:
+    return to_db(self.reference_error / max(self.energy, EPS))
+
+  def reference_rmse(self) -> float:
+    return float(np.sqrt(self.reference_error / self.samples)) if self.samples else 0.0
+
+  def mrstft(self) -> float:
+    return mrstft_from_sums(self.stft)
+
+  def figures(self) -> dict:
+    """``{'esr_db', 'rmse', 'mrstft'}``."""
+    return {'esr_db': self.esr_db(), 'rmse': self.rmse(), 'mrstft': self.mrstft()}
 
 
 # --- Where the error is --------------------------------------------------------------

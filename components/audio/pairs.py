@@ -12,6 +12,9 @@ import re
 import unicodedata
 from typing import List, Optional, Sequence
 
+import numpy as np
+
+from components.audio import dsp
 from components.audio import wav
 
 FILE_PATTERN = re.compile(r'^(?P<effect>.+?) - (?P<side>pre|post) - (?P<name>.+)\.wav$',
@@ -29,6 +32,34 @@ class Pair:
   name: str
   pre_path: str
   post_path: str
+
+  @property
+  def key(self) -> str:
+    """``'EFFECT - NAME'``, as the examples' summary names pairs."""
+    return pair_key(self.effect, self.name)
+
+
+def pair_key(effect: str, name: str) -> str:
+  """``'EFFECT - NAME'``: how the examples' summary and the capture check name a pair."""
+  return f'{effect} - {name}'
+
+
+def read_pair(pair: Pair, latency_samples: int = 0):
+  """Decodes one pair; returns ``(dry, wet, WavInfo of the dry side)``, float32
+  ``[frames, channels]``, with ``latency_samples`` trimmed (:func:`dsp.trim_latency`).
+
+  Raises:
+    wav.AudioFileError: on a side that is entirely silent (nothing to learn from it; a
+      silent wet side is almost always a recording mistake).
+  """
+  dry, info = wav.read_wav(pair.pre_path)
+  wet, _ = wav.read_wav(pair.post_path)
+  for path, audio in ((pair.pre_path, dry), (pair.post_path, wet)):
+    if not np.any(audio):
+      raise wav.AudioFileError(path, 'every sample is zero (silent recording): there is '
+                               'nothing to learn from this pair; remove it or record it again')
+  dry, wet = dsp.trim_latency(dry, wet, latency_samples)
+  return dry, wet, info
 
 
 def _listdir(directory: str) -> List[str]:

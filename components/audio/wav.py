@@ -8,7 +8,6 @@ decode, are read from the data chunk with NumPy. Every problem raises
 from __future__ import annotations
 
 import dataclasses
-import os
 import struct
 
 import numpy as np

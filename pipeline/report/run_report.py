@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from components.anomalies_gate import read_anomalies
 from components.audio import atomic_file
 from components.audio import dsp
 from components.audio import pairs as pairs_lib
@@ -102,22 +103,6 @@ def _read_json(path: str) -> Dict[str, Any]:
     return json.load(f)
 
 
-def read_anomalies(anomalies_uri: str) -> Dict[str, List[str]]:
-  """ExampleValidator's findings: split -> ['feature: description', ...]."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
-  from tensorflow_metadata.proto.v0 import anomalies_pb2  # pylint: disable=import-outside-toplevel  (start-up: TFX)
-  found = {}
-  for path in sorted(tf.io.gfile.glob(os.path.join(anomalies_uri, 'Split-*', 'SchemaDiff.pb'))):
-    with tf.io.gfile.GFile(path, 'rb') as f:
-      anomalies = anomalies_pb2.Anomalies.FromString(f.read())
-    split = os.path.basename(os.path.dirname(path))[len('Split-'):]
-    found[split] = [f'{feature}: {info.description or info.short_description}'
-                    for feature, info in sorted(anomalies.anomaly_info.items())]
-    if anomalies.HasField('dataset_anomaly_info'):
-      found[split].append(f'dataset: {anomalies.dataset_anomaly_info.description}')
-  return found
-
-
 def parse_slice(name: str) -> Dict[str, str]:
   """``'channel=0, source=piano'`` -> {'channel': '0', 'source': 'piano'}; overall -> {}."""
   if name == 'overall':
@@ -147,10 +132,7 @@ def load_pairs(summary: Dict[str, Any]):
   training, tests = [], []
   for pair in pairs_lib.find_pairs(summary['input_base'], summary.get('effect') or None):
     is_test = pairs_lib.matches_any(pair.name, summary.get('test_patterns', []))
-    dry, info = wav.read_wav(pair.pre_path)
-    wet, _ = wav.read_wav(pair.post_path)
-    lag = int(latency.get(f'{pair.effect} - {pair.name}', 0))
-    dry, wet = dsp.trim_latency(dry, wet, lag)
+    dry, wet, info = pairs_lib.read_pair(pair, int(latency.get(pair.key, 0)))
     n = len(dry)
     cut = int(round(n * (1.0 - float(summary.get('test_tail', 1.0))))) if is_test else n
     training += [(dry[:cut, c], wet[:cut, c]) for c in range(dry.shape[1]) if cut > 0]
@@ -183,28 +165,6 @@ def fill_predictions(tests: List[TestTrack], predict_whole) -> None:
     track.start = 0   # dry/wet now hold the test part only
 
 
-class _Sums:
-  """Error and target energy (and sample count), and the multi-resolution STFT sums,
-  to combine ESR/RMSE/MRSTFT over tracks."""
-
-  def __init__(self):
-    self.error = self.energy = 0.0
-    self.count = 0
-    self.stft = 0.0
-
-  def add(self, target: np.ndarray, prediction: np.ndarray) -> None:
-    diff = np.asarray(target, np.float64) - np.asarray(prediction, np.float64)
-    self.error += float(np.sum(diff ** 2))
-    self.energy += float(np.sum(np.asarray(target, np.float64) ** 2))
-    self.count += diff.size
-    self.stft = self.stft + dsp.mrstft_sums(target, prediction)
-
-  def figures(self) -> Dict[str, float]:
-    return {'esr_db': dsp.to_db(self.error / max(self.energy, dsp.EPS)),
-            'rmse': float(np.sqrt(self.error / max(self.count, 1))),
-            'mrstft': dsp.mrstft_from_sums(self.stft)}
-
-
 Figures = Dict[Tuple[str, str], Dict[str, float]]
 
 
@@ -212,12 +172,12 @@ def _scored(tests: List[TestTrack], prediction_of) -> Figures:
   """ESR dB / RMSE / MRSTFT distance of ``prediction_of(track, channel)`` (the test part, ``[samples]``)
   against the wet test part, keyed like the Evaluator's slices: ('', '') overall,
   (source, '') per file, (source, channel) per file and channel."""
-  sums: Dict[Tuple[str, str], _Sums] = {}
+  sums: Dict[Tuple[str, str], dsp.ErrorSums] = {}
   for track in tests:
     for c in range(track.dry.shape[1]):
       predicted = prediction_of(track, c)
       for key in (('', ''), (track.name, ''), (track.name, str(c))):
-        sums.setdefault(key, _Sums()).add(track.wet[track.start:, c], predicted)
+        sums.setdefault(key, dsp.ErrorSums()).add(track.wet[track.start:, c], predicted)
   return {key: s.figures() for key, s in sums.items()}
 
 
