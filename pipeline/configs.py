@@ -63,7 +63,7 @@ class PipelineConfig:
   beam_args: str = _field('--direct_running_mode=multi_threading --direct_num_workers=0',
                           'Beam pipeline args, space-separated, passed straight to the runner. '
                           'The default runs the DirectRunner\'s bundles in threads (no worker '
-                          'processes to start; see the README\'s Performance section).')
+                          'processes to start; see docs/performance.md).')
   enable_cache: bool = _field(True, 'Reuse the results of components whose inputs and '
                               'settings did not change.')
 
