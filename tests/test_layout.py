@@ -110,8 +110,8 @@ def test_imports_inside_functions_say_why():
 DISTINCTIVE = {contract.SERVING_SIGNATURE, contract.EXAMPLES_SIGNATURE,
                contract.MODEL_INFO_FILE, contract.EXAMPLES_SUMMARY_FILE,
                contract.TRAINING_SUMMARY_FILE, 'tf_serving_warmup_requests'}
-SPEAKERS = ('trainer/export.py', 'trainer/architectures.py', 'trainer/data.py',
-            'trainer/metrics.py', 'trainer/model.py', 'trainer/streaming.py',
+SPEAKERS = ('trainer/export.py', 'trainer/architectures.py', 'trainer/layers.py',
+            'trainer/data.py', 'trainer/metrics.py', 'trainer/model.py', 'trainer/streaming.py',
             'components/serving_check.py', 'components/audio_example_gen.py',
             'pipeline/pipeline.py', 'pipeline/inference/apply.py')
 # (pipeline/inference/serve.py also says 'state': TF Serving's model status, another thing.)

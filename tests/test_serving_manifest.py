@@ -6,7 +6,6 @@ import pytest
 import yaml
 
 from components.audio import model_versions
-from pipeline.inference import apply
 
 MANIFEST = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                         'kubeflow', 'serving.yaml')

@@ -10,6 +10,7 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from schema import contract  # pylint: disable=g-import-not-at-top
 from trainer import architectures  # pylint: disable=g-import-not-at-top
+from trainer import receptive_field  # pylint: disable=g-import-not-at-top
 from trainer import export  # pylint: disable=g-import-not-at-top
 from trainer import streaming  # pylint: disable=g-import-not-at-top
 from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
@@ -82,7 +83,7 @@ def test_stream_equals_the_whole_file(name, audio):
   config = CONFIGS[name]
   model = random_model(config)
   streamer = streaming.Streamer(model, config)
-  assert streamer.latency == architectures.receptive_field_extent(config)[1]
+  assert streamer.latency == receptive_field.receptive_field_extent(config)[1]
   expected = late(model(audio).numpy(), streamer.latency)
   step = compiled(streamer)
   for blocking, sizes in sorted(BLOCKINGS.items()):

@@ -30,13 +30,14 @@ import tf_keras as keras  # pylint: disable=g-import-not-at-top
 
 from schema import contract  # pylint: disable=g-import-not-at-top
 from trainer import architectures  # pylint: disable=g-import-not-at-top
+from trainer import receptive_field  # pylint: disable=g-import-not-at-top
 from trainer import streaming  # pylint: disable=g-import-not-at-top
 from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
 
 
 def metadata(model: keras.Model, config: TrainConfig) -> Dict[str, Any]:
   """Contents of ``fxemu.json``."""
-  past, future = architectures.receptive_field_extent(config)
+  past, future = receptive_field.receptive_field_extent(config)
   stream = {}
   if not streaming.streamable(config):
     streamer = streaming.Streamer(model, config)
@@ -51,7 +52,7 @@ def metadata(model: keras.Model, config: TrainConfig) -> Dict[str, Any]:
       'receptive_field_samples': past + 1 + future,
       'receptive_field_past_samples': past,
       'receptive_field_future_samples': future,
-      'block_multiple': architectures.block_multiple(config),
+      'block_multiple': receptive_field.block_multiple(config),
       'window_samples': config.window_samples,
       'context_samples': config.context_samples,
       'parameter_count': architectures.parameter_count(model),

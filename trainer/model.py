@@ -26,6 +26,7 @@ import tf_keras as keras  # pylint: disable=g-import-not-at-top
 
 from schema import contract
 from trainer import architectures  # pylint: disable=g-import-not-at-top
+from trainer import receptive_field  # pylint: disable=g-import-not-at-top
 from trainer import callbacks as callbacks_lib  # pylint: disable=g-import-not-at-top
 from trainer import data  # pylint: disable=g-import-not-at-top
 from trainer import distribute  # pylint: disable=g-import-not-at-top
@@ -101,7 +102,7 @@ def input_crop(config: TrainConfig) -> Tuple[int, int]:
   and ``future`` ahead needs only that much, so the trainer drops the rest before the
   model sees it (a wavenet computes every input sample, so unused context is wasted work).
   """
-  past, future = architectures.receptive_field_extent(config)
+  past, future = receptive_field.receptive_field_extent(config)
   return (max(0, config.context_samples - past), max(0, config.context_samples - future))
 
 
@@ -167,7 +168,7 @@ def run_fn(fn_args) -> None:
   config = TrainConfig.from_custom_config(fn_args.custom_config)
   keras.utils.set_random_seed(config.seed)
   logging.info('TrainConfig: %s', json.dumps(config.to_custom_config()))
-  logging.info('%s', architectures.describe(config))
+  logging.info('%s', receptive_field.describe(config))
   policy = precision_policy(config.mixed_precision, gpu_capabilities())
   logging.info('Precision policy: %s (mixed_precision=%s)', policy, config.mixed_precision)
 
@@ -263,7 +264,7 @@ def _summary(config, core, plan, history, restore) -> Dict[str, Any]:
   return {
       'model': config.model,
       'parameter_count': architectures.parameter_count(core),
-      'receptive_field_samples': architectures.receptive_field(config),
+      'receptive_field_samples': receptive_field.receptive_field(config),
       'plan': plan,
       'epochs_run': len(history.get('loss', [])),
       'best_epoch': restore.best_epoch,   # 1-based; 0 = the initial weights
