@@ -23,7 +23,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['pipeline', 'pipeline.*', 'components',
                                                'components.*', 'trainer', 'kubeflow',
                                                'schema']),
-    package_data={'schema': ['*.pbtxt']},
+    package_data={'schema': ['*.pbtxt'], 'pipeline.report': ['templates/*.html']},
     include_package_data=True,
     install_requires=_requirements('requirements.txt'),
     extras_require={'test': _requirements('requirements-test.txt')},

@@ -14,7 +14,7 @@ For each case (an effect of a data set, under a protocol) it measures on the tes
              ``.venv-peers``, made by ``scripts/setup_peers.sh`` on first use); its default
              model is a packed WaveNet of two submodels, and the row shows the better of them
              on the test audio (``nam_SUBMODEL`` rows show each)
-Every row is scored by the same code (``pipeline.report.run_report``): ESR in dB over all test
+Every row is scored by the same code (``pipeline.report.evaluation``): ESR in dB over all test
 channels, the RMSE, and a phase-invariant multi-resolution STFT distance (``mrstft``,
 :func:`components.audio.dsp.mrstft_from_sums`). ``vs nam dB`` is a row's ESR minus NAM's, measured
 in the same run (negative = better than NAM).
@@ -84,8 +84,8 @@ def pipeline_config(data: str, effect: str, protocol: str, out: str):
 
 def load_case(config):
   """(training tracks, test tracks) exactly as the pipeline's report reads them."""
-  from pipeline.report import run_report as report
-  return report.load_pairs({'input_base': config.data_path, 'effect': config.effect,
+  from pipeline.report import evaluation
+  return evaluation.load_pairs({'input_base': config.data_path, 'effect': config.effect,
                             'test_patterns': config.test_patterns,
                             'test_tail': config.test_tail})
 
@@ -95,12 +95,12 @@ def fresh_tests(config):
 
 
 def linear_rows(config):
-  from pipeline.report import run_report as report
+  from pipeline.report import evaluation
   training, tests = load_case(config)
   start = time.time()
-  fir = report.fir_references(training, tests)[('', '')]
-  fir.update(train_seconds=time.time() - start, params=report.FIR_TAPS)
-  identity = report.identity_references(tests)[('', '')]
+  fir = evaluation.fir_references(training, tests)[('', '')]
+  fir.update(train_seconds=time.time() - start, params=evaluation.FIR_TAPS)
+  identity = evaluation.identity_references(tests)[('', '')]
   identity.update(train_seconds=0.0, params=0)
   return {'identity': identity, 'fir': fir}
 
@@ -108,7 +108,7 @@ def linear_rows(config):
 def fxemu_row(config, model: str, budget: float, overrides):
   """Trains ``model`` through the pipeline with the budget; scores it like every row."""
   from pipeline import local_runner
-  from pipeline.report import run_report as report
+  from pipeline.report import evaluation
   from pipeline import results
   from trainer.config import TrainConfig
   import dataclasses
@@ -119,8 +119,8 @@ def fxemu_row(config, model: str, budget: float, overrides):
   result = results.read_run(run_config.metadata_path, run_config.pipeline_name)
   model_dir = os.path.join(result.model_uri, 'Format-Serving')
   tests = fresh_tests(config)
-  report.predict(model_dir, tests)
-  row = report.model_figures(tests)[('', '')]
+  evaluation.predict(model_dir, tests)
+  row = evaluation.model_figures(tests)[('', '')]
   with open(os.path.join(model_dir, 'assets', 'fxemu.json')) as f:
     row['params'] = int(json.load(f).get('parameter_count', 0))
   row['train_seconds'] = next((s.seconds for s in result.stages if s.name == 'Trainer'),
@@ -179,7 +179,7 @@ def nam_job(config, training, tests, budget: float, workdir: str):
 def nam_rows(config, budget: float, workdir: str):
   """Trains NAM on the case's training audio and scores each submodel on the test audio."""
   from components.audio import wav
-  from pipeline.report import run_report as report
+  from pipeline.report import evaluation
   python = ensure_peer_env()
   training, _ = load_case(config)
   job = nam_job(config, training, fresh_tests(config), budget, workdir)
@@ -204,8 +204,8 @@ def nam_rows(config, budget: float, workdir: str):
     def whole(track, by_track=by_track):
       import numpy as np
       return np.stack([by_track[track.name][c] for c in range(track.dry.shape[1])], axis=1)
-    report.fill_predictions(tests, whole)
-    row = report.model_figures(tests)[('', '')]
+    evaluation.fill_predictions(tests, whole)
+    row = evaluation.model_figures(tests)[('', '')]
     row.update(fit_seconds=result['train_seconds'], params=sub['parameters'],
                steps=result['steps'], epochs=result['epochs'])
     rows[f'nam_{sub["name"]}'] = row

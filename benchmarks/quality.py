@@ -56,18 +56,18 @@ WORST_PASSAGES = 3
 def linear_references(data, effect, test_patterns, test_tail):
   """Identity and least-squares FIR figures on the test tracks (summed over channels).
 
-  The same references as the run report (:mod:`pipeline.report.run_report`): the FIR has
-  ``report.FIR_TAPS`` taps (``report.FIR_LOOKAHEAD`` of them ahead) and is fitted on every
+  The same references as the run report (:mod:`pipeline.report.evaluation`): the FIR has
+  ``FIR_TAPS`` taps (``FIR_LOOKAHEAD`` of them ahead) and is fitted on every
   training track of the protocol.
   """
-  from pipeline.report import run_report as report
+  from pipeline.report import evaluation
   summary = {'input_base': data, 'effect': effect, 'test_patterns': test_patterns,
              'test_tail': test_tail}
-  training, tests = report.load_pairs(summary)
+  training, tests = evaluation.load_pairs(summary)
   start = time.time()
-  fir = report.fir_references(training, tests)[('', '')]
-  fir.update(train_seconds=time.time() - start, params=report.FIR_TAPS)
-  identity = report.identity_references(tests)[('', '')]
+  fir = evaluation.fir_references(training, tests)[('', '')]
+  fir.update(train_seconds=time.time() - start, params=evaluation.FIR_TAPS)
+  identity = evaluation.identity_references(tests)[('', '')]
   identity.update(train_seconds=0.0, params=0)
   return {'identity': identity, 'fir': fir}
 

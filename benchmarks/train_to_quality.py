@@ -93,13 +93,13 @@ def extra_fit_callback(callback):
 
 def whole_file_esr_db(model_dir: str, data_dir: str, effect: str) -> float:
   """ESR (dB) of the exported model over the whole test recordings, all channels."""
-  from pipeline.report import run_report as report  # pylint: disable=import-outside-toplevel
+  from pipeline.report import evaluation  # pylint: disable=import-outside-toplevel
   from pipeline.configs import PipelineConfig  # pylint: disable=import-outside-toplevel
-  _, tests = report.load_pairs({'input_base': data_dir, 'effect': effect,
+  _, tests = evaluation.load_pairs({'input_base': data_dir, 'effect': effect,
                                 'test_patterns': PipelineConfig().test_patterns,
                                 'test_tail': 1.0})
-  report.predict(model_dir, tests)
-  return report.model_figures(tests)[('', '')]['esr_db']
+  evaluation.predict(model_dir, tests)
+  return evaluation.model_figures(tests)[('', '')]['esr_db']
 
 
 def measure(data_dir: str, effect: str, scratch: str, epochs: int, threshold_db: float,
