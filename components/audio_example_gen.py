@@ -190,7 +190,7 @@ def pair_examples(job: Dict[str, Any], dry: np.ndarray, wet: np.ndarray,
 
   Windows are cut ``FRAME_CHUNK`` at a time (:func:`components.audio.dsp.frame`, one NumPy
   gather per chunk, no per-sample Python), then serialized one by one
-  (:func:`encode_example`, ~0.2 ms for a 1.5 s window).
+  (:func:`encode_example`).
   """
   plan = split_plan.plan_track(len(dry), job['is_test'], spec)
   for channel in range(dry.shape[1]):

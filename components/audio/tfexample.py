@@ -1,7 +1,7 @@
 """Fast tf.train.Example serialization for audio windows, and GZIP TFRecord files of them.
 
-Building a ``tf.train.Example`` through the protobuf API costs ~10 ms for a 1.5 s window
-(66k floats); writing the wire format directly from NumPy bytes costs ~0.1 ms and gives a
+Writing the wire format directly from NumPy bytes is much cheaper than building a
+``tf.train.Example`` through the protobuf API (figures in docs/performance.md) and gives a
 message that ``tf.io.parse_example`` (and the protobuf parser) read identically.
 
 Wire format (proto3): Example{1: Features{1: map<string, Feature>}},
@@ -89,7 +89,8 @@ def encode_example(floats: Mapping[str, np.ndarray] = (),
 # crc32c(data) (little-endian); a GZIP TFRecord file is that stream in one gzip member,
 # which ``tf.data.TFRecordDataset(compression_type='GZIP')`` and Beam's ReadFromTFRecord
 # read. Beam's WriteToTFRecord always compresses at zlib level 6, which on float32 audio
-# is the bulk of an ingest (~9 MB/s here); level 1 is ~7x faster for files ~10 % larger.
+# is the bulk of an ingest; level 1 is much faster for files slightly larger (figures in
+# docs/performance.md).
 
 #: zlib level of the GZIP TFRecords written by :class:`TFRecordWriter`.
 DEFAULT_GZIP_LEVEL = 1
