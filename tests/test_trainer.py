@@ -26,6 +26,7 @@ from trainer import export  # pylint: disable=g-import-not-at-top
 from trainer import fir_init  # pylint: disable=g-import-not-at-top
 from trainer import losses  # pylint: disable=g-import-not-at-top
 from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
+from trainer import streaming  # pylint: disable=g-import-not-at-top
 from trainer import testing  # pylint: disable=g-import-not-at-top
 from trainer import train_metrics  # pylint: disable=g-import-not-at-top
 from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
@@ -260,10 +261,12 @@ def trained_conv(dataset, tmp_path_factory):
   return args, config
 
 
-def test_run_fn_exports_both_signatures(trained_conv, dataset):
+def test_run_fn_exports_its_signatures(trained_conv, dataset):
   args, config = trained_conv
   loaded = tf.saved_model.load(args.serving_model_dir)
-  assert set(loaded.signatures) == {'serving_default', 'serving_examples'}
+  # The conv model here is causal without modulation, so it also streams.
+  assert not streaming.streamable(config)
+  assert set(loaded.signatures) == {'serving_default', 'serving_examples', 'stream'}
   for length in (1000, 4097):
     audio = np.stack([testing.noise(length, 5), testing.noise(length, 6)])
     assert serve_audio(loaded, audio).shape == (2, length)
