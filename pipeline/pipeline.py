@@ -14,14 +14,14 @@ from typing import Any, Dict, Optional
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
-from schema import contract
 from components.anomalies_gate import AnomaliesGate
 from components.atomic_pusher import AtomicPusher
+from components.audio.split_plan import eval_period_for
 from components.audio_example_gen import AudioExampleGen
 from components.audio_example_gen import input_fingerprint
 from components.serving_check import ServingCheck
-from components.audio.split_plan import eval_period_for
 from pipeline.configs import PipelineConfig
+from schema import contract
 from schema import SCHEMA_PATH
 from trainer.config import TrainConfig
 

@@ -18,10 +18,10 @@ import pytest
 
 from components import anomalies_gate
 from components.audio import capture_check
-from components.datagen import capture_signals
-from components.datagen import effects
 from components.audio import pairs as pairs_lib
 from components.audio import wav
+from components.datagen import capture_signals
+from components.datagen import effects
 from pipeline import results
 from tests.conftest import REPO
 from tests.conftest import tiny_config

@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from schema import contract
 from components.audio import dsp
+from schema import contract
 from tests.conftest import REPO  # noqa: F401  (sets TF_USE_LEGACY_KERAS first)
 from trainer import architectures
 from trainer import layers as layers_lib

@@ -15,10 +15,9 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 import tf_keras as keras  # pylint: disable=g-import-not-at-top
 from tfx.components.trainer.fn_args_utils import FnArgs  # pylint: disable=g-import-not-at-top
 
-from schema import contract
 from components.audio import dsp  # pylint: disable=g-import-not-at-top
+from schema import contract
 from trainer import architectures  # pylint: disable=g-import-not-at-top
-from trainer import receptive_field  # pylint: disable=g-import-not-at-top
 from trainer import callbacks  # pylint: disable=g-import-not-at-top
 from trainer import data  # pylint: disable=g-import-not-at-top
 from trainer import distribute  # pylint: disable=g-import-not-at-top
@@ -26,6 +25,7 @@ from trainer import export  # pylint: disable=g-import-not-at-top
 from trainer import fir_init  # pylint: disable=g-import-not-at-top
 from trainer import losses  # pylint: disable=g-import-not-at-top
 from trainer import model as model_lib  # pylint: disable=g-import-not-at-top
+from trainer import receptive_field  # pylint: disable=g-import-not-at-top
 from trainer import streaming  # pylint: disable=g-import-not-at-top
 from trainer import testing  # pylint: disable=g-import-not-at-top
 from trainer import train_metrics  # pylint: disable=g-import-not-at-top

@@ -57,8 +57,8 @@ from tensorflow_model_analysis.metrics import metric_util
 from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.utils import util
 
-from schema import contract
 from components.audio import dsp
+from schema import contract
 
 ESR = 'esr'
 ESR_DB = 'esr_db'

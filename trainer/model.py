@@ -26,13 +26,13 @@ import tf_keras as keras  # pylint: disable=g-import-not-at-top
 
 from schema import contract
 from trainer import architectures  # pylint: disable=g-import-not-at-top
-from trainer import receptive_field  # pylint: disable=g-import-not-at-top
 from trainer import callbacks as callbacks_lib  # pylint: disable=g-import-not-at-top
 from trainer import data  # pylint: disable=g-import-not-at-top
 from trainer import distribute  # pylint: disable=g-import-not-at-top
 from trainer import export  # pylint: disable=g-import-not-at-top
 from trainer import fir_init  # pylint: disable=g-import-not-at-top
 from trainer import losses  # pylint: disable=g-import-not-at-top
+from trainer import receptive_field  # pylint: disable=g-import-not-at-top
 from trainer import train_metrics  # pylint: disable=g-import-not-at-top
 from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
 

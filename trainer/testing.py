@@ -11,9 +11,9 @@ from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
-from schema import contract
 from components.audio import dsp
 from components.audio.tfexample import encode_example
+from schema import contract
 
 
 def lowpass_fir(taps: int = 31, cutoff: float = 0.15) -> np.ndarray:

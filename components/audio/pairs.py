@@ -9,8 +9,8 @@ import dataclasses
 import fnmatch
 import os
 import re
-import unicodedata
 from typing import List, Optional, Sequence
+import unicodedata
 
 import numpy as np
 

@@ -17,11 +17,11 @@ import os
 import numpy as np
 import tqdm
 
+from components.audio import wav
 from components.datagen import capture_signals
 from components.datagen import effects
 from components.datagen import piano
 from components.datagen import signals
-from components.audio import wav
 
 #: Signal set name -> names of its dry training signals (each ``seconds_per_signal`` long).
 SIGNAL_SETS = {'rich': capture_signals.NAMES, 'classic': signals.WAVEFORMS}

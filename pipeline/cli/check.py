@@ -15,11 +15,11 @@ import json
 import sys
 from typing import List, Sequence
 
-from schema import contract
 from components.audio import capture_check
 from components.audio import pairs as pairs_lib
 from pipeline.configs import PipelineConfig
 from pipeline.flags import field_default
+from schema import contract
 
 
 def _default(name: str):
