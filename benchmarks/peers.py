@@ -40,6 +40,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import emit_json, print_table, quiet_tensorflow  # noqa: E402
+from schema import contract  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEER_VENV = os.path.join(REPO, '.venv-peers')
@@ -121,11 +122,11 @@ def fxemu_row(config, model: str, budget: float, overrides):
   tests = fresh_tests(config)
   evaluation.predict(model_dir, tests)
   row = evaluation.model_figures(tests)[('', '')]
-  with open(os.path.join(model_dir, 'assets', 'fxemu.json')) as f:
+  with open(os.path.join(model_dir, 'assets', contract.MODEL_INFO_FILE)) as f:
     row['params'] = int(json.load(f).get('parameter_count', 0))
   row['train_seconds'] = next((s.seconds for s in result.stages if s.name == 'Trainer'),
                               float('nan'))
-  summary_path = os.path.join(result.model_run_uri, 'fxemu_training.json')
+  summary_path = os.path.join(result.model_run_uri, contract.TRAINING_SUMMARY_FILE)
   with open(summary_path) as f:
     training = json.load(f)
   row['fit_seconds'] = training.get('fit_seconds')   # what the budget governs

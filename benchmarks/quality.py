@@ -38,6 +38,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import emit_json, print_table, quiet_tensorflow  # noqa: E402
+from schema import contract  # noqa: E402
 
 PROTOCOLS = {'A': 1.0, 'B': 0.4}   # protocol -> test_tail (fraction of piano that is test)
 # Model rows: name -> TrainConfig overrides (on top of --train).
@@ -92,7 +93,7 @@ def run_model(data, effect, protocol, model, out, train_overrides):
   overall = result.metrics['overall']
   trainer_seconds = next((s.seconds for s in result.stages if s.name == 'Trainer'), float('nan'))
   model_dir = os.path.join(result.model_uri, 'Format-Serving')
-  with open(os.path.join(model_dir, 'assets', 'fxemu.json')) as f:
+  with open(os.path.join(model_dir, 'assets', contract.MODEL_INFO_FILE)) as f:
     params = json.load(f).get('parameter_count', 0)
   return ({'esr_db': overall['esr_db'], 'rmse': overall['rmse'],
            'train_seconds': trainer_seconds, 'params': int(params)}, model_dir)
@@ -112,7 +113,7 @@ def write_predictions(data, effect, protocol, model_dir, model, test_patterns, o
   from components.audio import wav
   from pipeline.report.plots import plot_comparison
   loaded = tf.saved_model.load(model_dir)
-  serve = loaded.signatures['serving_default']
+  serve = loaded.signatures[contract.SERVING_SIGNATURE]
   targets, predictions, passages = [], [], []
   for pair in pairs_lib.find_pairs(data, effect):
     if not pairs_lib.matches_any(pair.name, test_patterns):
@@ -120,7 +121,7 @@ def write_predictions(data, effect, protocol, model_dir, model, test_patterns, o
     dry, info = wav.read_wav(pair.pre_path)
     wet, _ = wav.read_wav(pair.post_path)
     n = min(len(dry), len(wet))
-    predicted = serve(audio=tf.constant(dry[:n].T))['wet'].numpy().T
+    predicted = serve(**{contract.AUDIO_INPUT: tf.constant(dry[:n].T)})[contract.WET_OUTPUT].numpy().T
     cut = int(round(n * (1 - PROTOCOLS[protocol])))
     stem = os.path.join(out, 'predictions', f'{effect} - {protocol} - {model} - {pair.name}')
     os.makedirs(os.path.dirname(stem), exist_ok=True)
