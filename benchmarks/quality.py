@@ -121,7 +121,8 @@ def write_predictions(data, effect, protocol, model_dir, model, test_patterns, o
     dry, info = wav.read_wav(pair.pre_path)
     wet, _ = wav.read_wav(pair.post_path)
     n = min(len(dry), len(wet))
-    predicted = serve(**{contract.AUDIO_INPUT: tf.constant(dry[:n].T)})[contract.WET_OUTPUT].numpy().T
+    outputs = serve(**{contract.AUDIO_INPUT: tf.constant(dry[:n].T)})
+    predicted = outputs[contract.WET_OUTPUT].numpy().T
     cut = int(round(n * (1 - PROTOCOLS[protocol])))
     stem = os.path.join(out, 'predictions', f'{effect} - {protocol} - {model} - {pair.name}')
     os.makedirs(os.path.dirname(stem), exist_ok=True)
