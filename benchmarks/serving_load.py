@@ -106,12 +106,13 @@ def bad_bodies(samples: int, max_request_bytes: int) -> Dict[str, bytes]:
 
 
 class ServerProcess:
-  """``python -m pipeline.inference.serve`` on 127.0.0.1, port chosen by the OS; stopped by :meth:`stop`."""
+  """``python -m pipeline.inference.serve`` on 127.0.0.1, port chosen by the OS; stopped by
+  :meth:`stop`."""
 
   def __init__(self, base: str, max_request_mb: float, timeout: float = 120.0):
     self.proc = subprocess.Popen(
-        [sys.executable, '-m', 'pipeline.inference.serve', base, '--port', '0', '--host', '127.0.0.1',
-         '--max-request-mb', str(max_request_mb)],
+        [sys.executable, '-m', 'pipeline.inference.serve', base, '--port', '0',
+         '--host', '127.0.0.1', '--max-request-mb', str(max_request_mb)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     deadline = time.monotonic() + timeout
     line = ''

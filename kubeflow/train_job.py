@@ -19,8 +19,8 @@ from typing import List, Optional
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
-from pipeline.flags import add_dataclass_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
-from pipeline.flags import dataclass_from_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+from pipeline.flags import add_dataclass_flags  # pylint: disable=wrong-import-position
+from pipeline.flags import dataclass_from_flags  # pylint: disable=wrong-import-position
 from trainer.config import TrainConfig
 
 
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def fn_args(args: argparse.Namespace):
   """The TFX FnArgs run_fn receives in the pipeline, from the command line."""
-  from tfx.components.trainer.fn_args_utils import FnArgs  # pylint: disable=import-outside-toplevel  (start-up: TFX)
+  from tfx.components.trainer.fn_args_utils import FnArgs  # start-up: TFX
   examples = args.examples.rstrip('/')
   return FnArgs(train_files=[f'{examples}/Split-train/*'],
                 eval_files=[f'{examples}/Split-eval/*'],

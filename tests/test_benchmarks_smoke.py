@@ -72,7 +72,8 @@ def test_apply_speed(capsys):
                               '0.05', '--repeats', '1'], capsys)
   assert f['dense_apply_rtf'] > 0 and f['dense_flops_per_sample'] > 0
   rtfs = {key: value for key, value in f.items() if key.endswith('_rtf')}
-  assert rtfs and all(isinstance(v, (int, float)) and 0 < v < float('inf') for v in rtfs.values()), rtfs
+  assert rtfs and all(isinstance(v, (int, float)) and 0 < v < float('inf')
+                      for v in rtfs.values()), rtfs
 
 
 def test_peers_without_a_peer(tiny_data, capsys, tmp_path):

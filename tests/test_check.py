@@ -1,8 +1,8 @@
 """The capture check (components/audio/capture_check.py, `fxemu check`, the gate before training).
 
 Real pairs, no mocks: the dry side is the rich capture signal's noise bursts and ramps
-(components/datagen/capture_signals.py), the wet side a preset of components/datagen/effects.py (pedalboard),
-broken on purpose the way real captures go wrong. Each failure must get its own message
+(components/datagen/capture_signals.py), the wet side a preset of
+components/datagen/effects.py (pedalboard), broken on purpose the way real captures go wrong. Each failure must get its own message
 naming the file; a good pair of every preset must pass.
 """
 import dataclasses

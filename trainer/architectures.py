@@ -45,16 +45,18 @@ from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
 
 
 def _front_end(config: TrainConfig, x3):
-  """The input ``[b, t, 1]`` the model works on: level-normalised by :class:`layers.AGC` if enabled."""
+  """The input ``[b, t, 1]`` the model works on: level-normalised by
+  :class:`trainer.layers.AGC` if enabled."""
   if not config.agc_strength:
     return x3
-  return layers.AGC(receptive_field.agc_windows(config), config.agc_reference_db, config.agc_floor_db,
-             config.agc_max_gain_db, config.agc_strength, name='agc', dtype='float32')(x3)
+  return layers.AGC(receptive_field.agc_windows(config), config.agc_reference_db,
+                    config.agc_floor_db, config.agc_max_gain_db, config.agc_strength,
+                    name='agc', dtype='float32')(x3)
 
 
 def _fir_branch(config: TrainConfig, x3):
   return layers.FIRFilter(config.fir_taps, config.fir_lookahead, config.fir_lr_scale, name='fir',
-                   dtype='float32')(x3)
+                          dtype='float32')(x3)
 
 
 def build_conv(config: TrainConfig) -> keras.Model:
@@ -71,7 +73,7 @@ def build_conv(config: TrainConfig) -> keras.Model:
   padding = 'causal' if config.causal else 'same'
   for i, dilation in enumerate(config.latent_dilations):
     h = layers.SilentConv1D(c, config.latent_kernel, dilation_rate=dilation, padding=padding,
-                     activation=config.activation, name=f'latent_conv_{i}')(z)
+                            activation=config.activation, name=f'latent_conv_{i}')(z)
     h = keras.layers.Dense(c, use_bias=False, name=f'latent_mix_{i}')(h)
     z = keras.layers.Add(name=f'latent_residual_{i}')([z, h])
   z = layers.SilentDense(c, activation=config.activation, name='frame_out')(z)
@@ -158,7 +160,7 @@ def _causal_condition(config: TrainConfig, x3):
     z = layers.SilentDense(c, activation=config.activation, name=f'condition_dense_{i}')(z)
   for i, dilation in enumerate(config.condition_dilations):
     h = layers.SilentConv1D(c, config.latent_kernel, dilation_rate=dilation, padding='causal',
-                     activation=config.activation, name=f'condition_conv_{i}')(z)
+                            activation=config.activation, name=f'condition_conv_{i}')(z)
     h = keras.layers.Dense(c, use_bias=False, name=f'condition_mix_{i}')(h)
     z = keras.layers.Add(name=f'condition_residual_{i}')([z, h])
   z = layers.SilentDense(c, activation=config.activation, name='condition_out')(z)
@@ -187,8 +189,9 @@ def build_wavenet(config: TrainConfig) -> keras.Model:
     h = keras.layers.Conv1D(width, 1, use_bias=False, name=f'array{a}_rechannel')(h)
     heads = [] if head is None else [head]
     for i, dilation in enumerate(config.wavenet_dilations):
-      h, out = layers.WaveNetLayer(width, config.wavenet_kernel, dilation, config.wavenet_activation,
-                            config.wavenet_gated, name=f'array{a}_layer{i}')([h, condition])
+      h, out = layers.WaveNetLayer(width, config.wavenet_kernel, dilation,
+                                   config.wavenet_activation, config.wavenet_gated,
+                                   name=f'array{a}_layer{i}')([h, condition])
       heads.append(out)
     head = keras.layers.Add(name=f'array{a}_head_sum')(heads)             # [b, t, width]
     last = a == len(channels) - 1

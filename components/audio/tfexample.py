@@ -99,12 +99,12 @@ _GZIP_WBITS = 16 + 15   # zlib writes the gzip header and trailer itself
 
 def _crc32c_function():
   try:
-    import google_crc32c  # pylint: disable=import-outside-toplevel  (optional: a faster CRC when installed)
+    import google_crc32c  # optional: a faster CRC when installed
     if google_crc32c.implementation == 'c':
       return google_crc32c.value
   except ImportError:
     pass
-  import crcmod.predefined  # pylint: disable=import-outside-toplevel  (optional: a faster CRC when installed) (a Beam dependency)
+  import crcmod.predefined  # optional: a faster CRC when installed (a Beam dependency)
   return crcmod.predefined.mkPredefinedCrcFun('crc-32c')
 
 

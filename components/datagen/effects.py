@@ -3,7 +3,8 @@
 A preset is a function returning a fresh ``pedalboard.Pedalboard`` with fixed settings.
 Nothing adapts to the audio (no normalisation): the same effect applies identically to
 every file, and the fixed output gains keep the outputs of the dry signals of
-:mod:`components.datagen.signals` and :mod:`components.datagen.piano` (peaks at most about -1.5 dBFS)
+:mod:`components.datagen.signals` and :mod:`components.datagen.piano` (peaks at most about
+-1.5 dBFS)
 below full scale. Any VST3 (or, on macOS, Audio Unit) plugin can be used instead with
 :func:`load_plugin_effect`.
 

@@ -42,7 +42,7 @@ class FluidSynthMissingError(RuntimeError):
 def require_fluidsynth():
   """Imports pyfluidsynth, or raises :class:`FluidSynthMissingError` saying how to fix it."""
   try:
-    import fluidsynth  # pylint: disable=import-outside-toplevel  (optional: FluidSynth only for the piano)
+    import fluidsynth  # optional: FluidSynth only for the piano
   except (ImportError, OSError) as e:
     raise FluidSynthMissingError(
         f'cannot render the piano test set: FluidSynth is not available ({e}); '

@@ -4,8 +4,8 @@ For every effect E and every dry signal NAME it writes ``E - pre - NAME.wav`` (d
 ``E - post - NAME.wav`` (wet): 16-bit PCM stereo, the same naming as recordings of a
 real effect, so users' own recordings drop in the same way. The dry signals are a
 signal set (:data:`SIGNAL_SETS`: the rich capture signal of
-:mod:`components.datagen.capture_signals`, or the classic sweeps of :mod:`components.datagen.signals`)
-and the piano of :mod:`components.datagen.piano` (the test material); the effects are the
+:mod:`components.datagen.capture_signals`, or the classic sweeps of
+:mod:`components.datagen.signals`) and the piano of :mod:`components.datagen.piano` (the test material); the effects are the
 presets of :mod:`components.datagen.effects` or a plugin file.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The configuration reference, ``docs/configuration.md``, generated from the option dataclasses.
 
     python -m pipeline.cli.config_reference            # rewrite docs/configuration.md
-    python -m pipeline.cli.config_reference --check    # exit 1 if it is out of date (a test does this)
+    python -m pipeline.cli.config_reference --check    # exit 1 if it is out of date (tested)
 
 Every option of ``fxemu run`` (:class:`pipeline.configs.PipelineConfig` and
 :class:`trainer.config.TrainConfig`) and of ``fxemu kubeflow``
@@ -26,8 +26,8 @@ from pipeline.flags import flag_name
 from pipeline.flags import TRAIN_FIELDS_SET_BY_PIPELINE
 from trainer.config import TrainConfig
 
-DOC_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                        'docs', 'configuration.md')
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DOC_PATH = os.path.join(REPO, 'docs', 'configuration.md')
 
 
 def _default_text(value) -> str:

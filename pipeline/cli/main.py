@@ -63,7 +63,7 @@ def _quiet(verbose: bool) -> None:
 # --- commands ----------------------------------------------------------------------------
 
 def _synth(args) -> int:
-  from components.datagen import synth  # pylint: disable=import-outside-toplevel  (start-up: pedalboard, pretty_midi)
+  from components.datagen import synth  # start-up: pedalboard, pretty_midi
   effects = [e.strip() for e in args.effects.split(',') if e.strip()]
   paths = synth.synthesize(args.out, effects=effects, plugin=args.plugin,
                            seed=args.seed, progress=not args.quiet, dry_only=args.dry_only,
@@ -78,7 +78,7 @@ def ensure_default_data(config) -> None:
   """Makes the default data set in OUTPUT_DIR/data when no data directory was given."""
   if config.data_dir:
     return
-  from components.datagen import synth  # pylint: disable=import-outside-toplevel  (start-up: pedalboard, pretty_midi)
+  from components.datagen import synth  # start-up: pedalboard, pretty_midi
   try:
     pairs_lib.find_pairs(config.data_path, config.effect)
     return
@@ -187,7 +187,7 @@ def _run(args) -> int:
     return 1
   print(f'\ndone in {time.time() - start:.0f} s', flush=True)
   if args.report is not False:
-    from pipeline.report import run_report as report  # pylint: disable=import-outside-toplevel  (start-up: TFX)
+    from pipeline.report import run_report as report  # start-up: TFX
     path = report.write_report(report.location_of(config))
     print(f'report: {path}')
   return 0
@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='write the HTML report of the run at the end (default: True)')
   run.set_defaults(func=_run)
 
-  from pipeline.report.run_report import add_report_command  # pylint: disable=import-outside-toplevel  (start-up: TFX)
+  from pipeline.report.run_report import add_report_command  # start-up: TFX
   add_check_command(commands)
   add_report_command(commands)
   add_apply_command(commands)

@@ -152,8 +152,8 @@ class LocalModel:
 
   def signature_defs(self) -> Dict[str, Any]:
     """The SavedModel's signature defs as TF Serving prints them in its metadata JSON."""
-    from google.protobuf import json_format  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
-    from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
+    from google.protobuf import json_format  # start-up: TensorFlow
+    from tensorflow.core.protobuf import saved_model_pb2  # start-up: TensorFlow
     proto = saved_model_pb2.SavedModel()
     with self._tf.io.gfile.GFile(os.path.join(self.path, 'saved_model.pb'), 'rb') as f:
       proto.ParseFromString(f.read())
@@ -187,7 +187,7 @@ class RemoteModel:
 
   def __init__(self, url: str, model_info: Optional[str] = None, timeout: float = 120.0,
                max_request_bytes: int = 8 << 20):
-    import requests  # pylint: disable=import-outside-toplevel  (start-up: requests, only for a serving URL)
+    import requests  # start-up: requests, only for a serving URL
     url = url.strip()
     url = url[:-len(':predict')] if url.endswith(':predict') else url
     match = _ENDPOINT.match(url)

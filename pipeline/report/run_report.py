@@ -13,7 +13,8 @@ Read from the run's ML Metadata store and artifacts, it shows
     the capture check's figures and findings.
 Plots are PNG and audio 16-bit mono WAV, inlined as base64 data URIs: the page needs no
 network and no other file. The scores come from :mod:`pipeline.report.evaluation`, the HTML
-from the Jinja2 template ``templates/report.html``. It is written atomically to ``<pipeline root>/report.html``.
+from the Jinja2 template ``templates/report.html``. It is written atomically to
+``<pipeline root>/report.html``.
 """
 from __future__ import annotations
 
