@@ -22,6 +22,14 @@ Figures:
   stream's algorithmic delay is ``latency`` samples (the future receptive field
   rounded up to the block multiple).
 
+* the ``stream`` signature (:mod:`pipeline.inference.stream`, issue 15): the SavedModel's
+  signature and its TFLite form (``fxemu export --tflite``, one interpreter thread),
+  mono, blocks of ``--stream-blocks`` samples (128 and 512), the whole process pinned to
+  one CPU (:class:`one_core`, like ``taskset``): RTF, mean / p99 ms per block against
+  the block's duration, latency in samples; goals (:data:`STREAM_RTF_GOALS`): the default
+  model >= 10x at 128 and >= 20x at 512, conv >= 50x at 512. Keys
+  ``<model>_stream_<savedmodel|tflite>_<block>_rtf``.
+
 ``--json`` makes the last stdout line one JSON object with the same figures.
 """
 from __future__ import annotations
@@ -161,6 +169,113 @@ def benchmark(path: str, seconds: float, stream_seconds: float, block: int,
   return row
 
 
+# --- The stream signature (issue 15): O(block) per call, state carried, one core ----------
+
+#: Goals of the stream-signature real-time factor on one core: (model, block) -> RTF.
+STREAM_RTF_GOALS = {(DEFAULT_MODEL, 128): 10.0, (DEFAULT_MODEL, 512): 20.0, ('conv', 512): 50.0}
+
+
+class one_core:  # pylint: disable=invalid-name
+  """Pins every thread of this process (TensorFlow's pools included) to one CPU, like
+  ``taskset -c N``, and restores the previous affinity on exit (Linux)."""
+
+  def __enter__(self):
+    self.saved = {}
+    try:
+      allowed = sorted(os.sched_getaffinity(0))
+      self.cpu = allowed[-1]
+      for tid in map(int, os.listdir('/proc/self/task')):
+        try:
+          self.saved[tid] = os.sched_getaffinity(tid)
+          os.sched_setaffinity(tid, {self.cpu})
+        except OSError:
+          pass
+    except (AttributeError, OSError):
+      self.cpu = None
+    return self
+
+  def __exit__(self, *exc):
+    for tid, cpus in self.saved.items():
+      try:
+        os.sched_setaffinity(tid, cpus)
+      except OSError:
+        pass
+
+
+def measure_stream_signature(runner, seconds: float, block: int) -> Dict[str, float]:
+  """Per-block wall times of a :mod:`pipeline.inference.stream` runner (SavedModel ``stream``
+  signature or its TFLite form) on ``seconds`` of mono audio, after 20 warm-up blocks,
+  with the whole process pinned to one CPU."""
+  rate = runner.info.sample_rate
+  audio = test_signal(seconds, rate)[:, 0][None, :]
+  with one_core():
+    runner.reset()
+    for i in range(20):
+      runner.step(audio[:, :block])
+    runner.reset()
+    times = []
+    for i in range(0, audio.shape[1] - block + 1, block):
+      start = time.perf_counter()
+      runner.step(audio[:, i:i + block])
+      times.append(time.perf_counter() - start)
+  ms = 1000.0 * np.asarray(times)
+  return {'rtf': len(times) * block / rate / float(np.sum(times)),
+          'mean_ms': float(ms.mean()), 'p50_ms': float(np.percentile(ms, 50)),
+          'p99_ms': float(np.percentile(ms, 99)), 'budget_ms': 1000.0 * block / rate,
+          'latency_samples': runner.latency, 'blocks': len(times)}
+
+
+def benchmark_stream_signature(model, seconds: float, blocks: List[int], tflite: bool,
+                               scratch: str) -> List[Dict[str, object]]:
+  """Rows of the stream-signature table for one model ([] if it cannot stream)."""
+  from pipeline.inference import stream  # pylint: disable=g-import-not-at-top
+  try:
+    stream.stream_info(model)
+  except stream.NotStreamable:
+    return []
+  runners = [('savedmodel', stream.open_stream(model, 1))]
+  if tflite:
+    path = os.path.join(scratch, f'{model.info.model}-{os.getpid()}.tflite')
+    start = time.perf_counter()
+    stream.export_tflite(model.path, path)
+    convert_seconds = time.perf_counter() - start
+    runners.append(('tflite', stream.open_stream(model, 1, tflite=path, threads=1)))
+  rows = []
+  for runtime, runner in runners:
+    for block in blocks:
+      row = {'model': model.info.model, 'runtime': runtime, 'block': block,
+             **measure_stream_signature(runner, seconds, block)}
+      goal = STREAM_RTF_GOALS.get((model.info.model, block))
+      row['goal'] = goal
+      if runtime == 'tflite':
+        row['convert_seconds'] = convert_seconds
+      rows.append(row)
+  return rows
+
+
+def print_stream_table(rows: List[Dict[str, object]]) -> None:
+  if not rows:
+    return
+  print('\nStreaming through the "stream" signature (state carried, O(block) per call), one '
+        'channel, the process pinned to one CPU:')
+  header = (f'{"model":8s} {"runtime":10s} {"block":>5s} {"RTF":>8s} {"mean":>9s} '
+            f'{"p99":>9s} {"budget":>8s} {"latency":>11s}  goal')
+  print(header)
+  print('-' * len(header))
+  for r in rows:
+    goal = '' if r['goal'] is None else (f'>= {r["goal"]:.0f}x ' +
+                                         ('met' if r['rtf'] >= r['goal'] else 'NOT met'))
+    print(f'{r["model"]:8s} {r["runtime"]:10s} {r["block"]:5d} {r["rtf"]:7.1f}x '
+          f'{r["mean_ms"]:6.3f} ms {r["p99_ms"]:6.3f} ms {r["budget_ms"]:5.2f} ms '
+          f'{r["latency_samples"]:6d} smp  {goal}')
+  lite = {(r['model'], r['block']): r['rtf'] for r in rows if r['runtime'] == 'tflite'}
+  for r in rows:
+    if r['runtime'] == 'savedmodel' and (r['model'], r['block']) in lite:
+      ratio = lite[(r['model'], r['block'])] / r['rtf']
+      print(f'  {r["model"]} block {r["block"]}: TFLite / SavedModel speed {ratio:.2f}x '
+            f'({"at least as fast" if ratio >= 1 else "SLOWER"})')
+
+
 def print_table(rows: List[Dict[str, object]], block: int) -> None:
   print(f'\nCPU speed (real-time factor = audio seconds per wall second; streaming blocks '
         f'of {block} samples):')
@@ -197,6 +312,13 @@ def main(argv=None) -> int:
   parser.add_argument('--block', type=int, default=apply.STREAM_BLOCK_SAMPLES,
                       help='streaming block, samples (default: 512)')
   parser.add_argument('--repeats', type=int, default=3, help='whole-file runs (best is kept)')
+  parser.add_argument('--stream-blocks', default='128,512',
+                      help='block sizes for the stream-signature table, comma-separated '
+                      '(default: 128,512; empty = skip it)')
+  parser.add_argument('--stream-signature-seconds', type=float, default=3.0,
+                      help='audio streamed per block size and runtime, s (default: 3)')
+  parser.add_argument('--tflite', default=True, action=argparse.BooleanOptionalAction,
+                      help='also convert each streamable model to TFLite and time it')
   common.add_runtime_flags(parser)
   args = parser.parse_args(argv)
   common.apply_runtime_flags(args)
@@ -209,7 +331,15 @@ def main(argv=None) -> int:
         paths.append(export_default_model(os.path.join(scratch, name), name))
     rows = [benchmark(p, args.seconds, args.stream_seconds, args.block, args.repeats, scratch)
             for p in paths]
+    blocks = [int(b) for b in args.stream_blocks.split(',') if b.strip()]
+    stream_rows = []
+    if blocks:
+      for p in paths:
+        stream_rows += benchmark_stream_signature(apply.LocalModel(p),
+                                                  args.stream_signature_seconds, blocks,
+                                                  args.tflite, scratch)
   print_table(rows, args.block)
+  print_stream_table(stream_rows)
   if args.json:
     summary = {'benchmark': 'apply_speed', 'block_samples': args.block,
                'seconds': args.seconds, 'cpus': os.cpu_count(),
@@ -224,6 +354,15 @@ def main(argv=None) -> int:
       if r['model'] in APPLY_RTF_GOALS:
         summary[f'{r["model"]}_apply_rtf_goal'] = APPLY_RTF_GOALS[r['model']]
         summary[f'{r["model"]}_apply_rtf_goal_met'] = r['apply_rtf'] >= APPLY_RTF_GOALS[r['model']]
+    summary['stream_signature'] = stream_rows
+    for r in stream_rows:   # hybrid_stream_savedmodel_128_rtf, conv_stream_tflite_512_rtf, ...
+      key = f'{r["model"]}_stream_{r["runtime"]}_{r["block"]}'
+      summary[f'{key}_rtf'] = r['rtf']
+      summary[f'{key}_p99_ms'] = r['p99_ms']
+      summary[f'{r["model"]}_stream_latency_samples'] = r['latency_samples']
+      if r['goal'] is not None:
+        summary[f'{key}_rtf_goal'] = r['goal']
+        summary[f'{key}_rtf_goal_met'] = r['rtf'] >= r['goal']
     common.emit_json(summary)
   return 0
 

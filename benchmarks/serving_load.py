@@ -9,8 +9,12 @@ model exported to a temporary directory), then sends ``--requests`` predict requ
 ``--seconds`` of mono audio each from ``--concurrency`` client threads (bounded also by
 ``--max-seconds``) and reports p50/p99 latency and requests/s. The same load pattern is
 run against the SavedModel in this process (``LocalModel.predict``) as the reference; the
-ratio column is served / in-process. Every answer is checked against the reference
-output. The client runs on the same CPUs as the server.
+ratio column is served / in-process (goal: p50 <= 1.5x). Every answer is checked against
+the reference output. The client runs on the same CPUs as the server. The load runs once
+per ``--encodings``: ``json`` (TF Serving's JSON numbers) and ``b64`` (rows as
+``{"b64": base64 of little-endian float32}``, answered the same way), and a breakdown
+shows where the served p50 goes: client and server encoding/decoding (timed alone in
+this process), the model, and the rest (HTTP, the server's threads, queueing).
 
 ``--mix-bad`` replaces ``--bad-fraction`` of the requests with malformed ones (bad JSON,
 wrong shape, wrong dtype, oversized) and reports that every good request got a correct
@@ -152,6 +156,57 @@ class InProcessServer:
     self.server.server_close()
 
 
+# --- Encodings and where the time goes ----------------------------------------------------------
+
+#: Goal: served p50 at most this many times the in-process p50 (issue 15).
+P50_GOAL_RATIO = 1.5
+ENCODINGS = ('json', 'b64')
+
+
+def encode_request(rows: np.ndarray, encoding: str) -> bytes:
+  """A predict body: JSON numbers (TF Serving's format) or ``{"b64": ...}`` float32 rows."""
+  from pipeline.inference import serve  # pylint: disable=g-import-not-at-top
+  if encoding == 'b64':
+    return ('{"instances":%s}' % serve.b64_rows(rows)).encode()
+  return ('{"instances":%s}' % apply.format_rows(rows)).encode()
+
+
+def decode_response(content: bytes, encoding: str) -> np.ndarray:
+  """The client's work on an answer: parse it and make the float32 array."""
+  from pipeline.inference import serve  # pylint: disable=g-import-not-at-top
+  predictions = json.loads(content)['predictions']
+  if encoding == 'b64':
+    return serve.decode_b64_rows(predictions)
+  return np.asarray(predictions, np.float32)
+
+
+def codec_breakdown(model, rows: np.ndarray, encoding: str, repeats: int = 7) -> Dict[str, float]:
+  """Median ms of each in-process stage of one request, run alone: the client encodes
+  the body, the server parses it (:func:`pipeline.inference.serve.parse_predict`), the model runs,
+  the server writes the answer, the client parses it. What the served p50 adds beyond
+  the in-process p50 and these codec stages is HTTP, the server's threads and queueing."""
+  from pipeline.inference import serve  # pylint: disable=g-import-not-at-top
+  stages = {
+      'client_encode': lambda: encode_request(rows, encoding),
+      'server_decode': lambda: serve.parse_predict(body),
+      'model': lambda: model.predict(rows),
+      'server_encode': lambda: serve.predict_response(wet, False, encoding == 'b64'),
+      'client_decode': lambda: decode_response(answer, encoding),
+  }
+  body = encode_request(rows, encoding)
+  wet = model.predict(rows)
+  answer = serve.predict_response(wet, False, encoding == 'b64')
+  out = {}
+  for name, stage in stages.items():
+    times = []
+    for _ in range(repeats):
+      start = time.perf_counter()
+      stage()
+      times.append(time.perf_counter() - start)
+    out[name] = 1000.0 * float(np.median(times))
+  return out
+
+
 # --- Benchmark ---------------------------------------------------------------------------------
 
 def benchmark(args, base: str) -> Dict[str, object]:
@@ -161,7 +216,9 @@ def benchmark(args, base: str) -> Dict[str, object]:
   rng = np.random.default_rng(0)
   signals = [(0.3 * rng.standard_normal([1, samples])).astype(np.float32) for _ in range(4)]
   expected = [model.predict(s) for s in signals]              # also warms the model up
-  bodies = [('{"instances":%s}' % apply.format_rows(s)).encode() for s in signals]
+  encodings = [e.strip() for e in args.encodings.split(',') if e.strip()]
+  all_bodies = {encoding: [encode_request(s, encoding) for s in signals]
+                for encoding in encodings}
   bad = bad_bodies(samples, int(args.max_request_mb * 2**20)) if args.mix_bad else {}
   bad_every = int(round(1.0 / args.bad_fraction)) if args.mix_bad else 0
 
@@ -181,12 +238,13 @@ def benchmark(args, base: str) -> Dict[str, object]:
   server = (InProcessServer if args.in_process_server else ServerProcess)(
       base, args.max_request_mb)
   sessions = threading.local()
+  loads = {}
   try:
-    def served_call(i):
+    def served_call(i, encoding):
       session = getattr(sessions, 'session', None) or requests.Session()
       sessions.session = session
       kind = kind_of(i)
-      body = bodies[i % 4] if kind == 'good' else bad[kind]
+      body = all_bodies[encoding][i % 4] if kind == 'good' else bad[kind]
       try:
         answer = session.post(server.url + ':predict', data=body, timeout=120,
                               headers={'Content-Type': 'application/json'})
@@ -197,19 +255,32 @@ def benchmark(args, base: str) -> Dict[str, object]:
         return 400 <= answer.status_code < 500 and 'error' in answer.json(), kind
       if answer.status_code != 200:
         return False, kind
-      wet = np.asarray(answer.json()['predictions'], np.float32)
+      wet = decode_response(answer.content, encoding)
       return bool(wet.shape == expected[i % 4].shape and
                   np.allclose(wet, expected[i % 4], atol=1e-5)), kind
 
-    served_call(0)                                            # one warm-up request
-    load = run_load(served_call, count, args.concurrency, args.max_seconds)
-    served = summarize(load)
-    alive = requests.get(server.url, timeout=30).status_code == 200 and served_call(0)[0]
+    for encoding in encodings:
+      served_call(0, encoding)                                # one warm-up request each
+      loads[encoding] = run_load(lambda i, e=encoding: served_call(i, e), count,
+                                 args.concurrency, args.max_seconds)
+    alive = requests.get(server.url, timeout=30).status_code == 200 and all(
+        served_call(0, e)[0] for e in encodings)
+    sequential = {}   # one request at a time: no queueing, for the breakdown
+    for encoding in encodings:
+      times = []
+      for _ in range(args.breakdown_requests):
+        start = time.perf_counter()
+        served_call(0, encoding)
+        times.append(time.perf_counter() - start)
+      sequential[encoding] = 1000.0 * float(np.median(times))
   finally:
     server.stop()
+  load = loads[encodings[0]]
+  served = summarize(load)
+  breakdown = {e: codec_breakdown(model, signals[0], e) for e in encodings}
 
-  results = load['results']
-  checks = {'sent': len(results), 'planned': count,
+  results = [r for e in encodings for r in loads[e]['results']]
+  checks = {'sent': len(results), 'planned': count * len(encodings),
             'good_total': sum(r[1] == 'good' for r in results),
             'good_correct': sum(r[1] == 'good' and r[2] for r in results),
             'bad_total': sum(r[1] != 'good' for r in results),
@@ -231,6 +302,21 @@ def benchmark(args, base: str) -> Dict[str, object]:
   if bad:
     for kind in bad:
       figures[f'{kind}_p50_ms'] = summarize(load, kind)['p50_ms']
+  for encoding in encodings:   # json_served_p50_ms, b64_ratio_p50, b64_breakdown_ms, ...
+    row = summarize(loads[encoding])
+    figures[f'{encoding}_served_p50_ms'] = row['p50_ms']
+    figures[f'{encoding}_served_p99_ms'] = row['p99_ms']
+    figures[f'{encoding}_served_rps'] = row['rps']
+    figures[f'{encoding}_ratio_p50'] = row['p50_ms'] / reference['p50_ms']
+    figures[f'{encoding}_ratio_p99'] = row['p99_ms'] / reference['p99_ms']
+    parts = dict(breakdown[encoding])
+    parts['served_one_at_a_time'] = sequential[encoding]
+    parts['http_and_threads'] = sequential[encoding] - sum(
+        parts[k] for k in ('server_decode', 'model', 'server_encode', 'client_decode'))
+    figures[f'{encoding}_breakdown_ms'] = parts
+  figures['encodings'] = encodings
+  figures['p50_goal_ratio'] = P50_GOAL_RATIO
+  figures['p50_goal_met'] = {e: figures[f'{e}_ratio_p50'] <= P50_GOAL_RATIO for e in encodings}
   return {'benchmark': 'serving_load', 'model': model.info.model, 'sample_rate': rate,
           'seconds_per_request': args.seconds, 'concurrency': args.concurrency,
           'server': 'in-process' if args.in_process_server else 'subprocess',
@@ -243,13 +329,25 @@ def print_report(r: Dict[str, object]) -> None:
   print(f'\nfxemu serve ({r["server"]}, 127.0.0.1), {r["model"]} model, '
         f'{r["seconds_per_request"]:g} s of audio per request, {r["concurrency"]} clients, '
         f'{r["sent"]} requests:')
-  print(f'{"":22s} {"p50 ms":>9s} {"p99 ms":>9s} {"req/s":>8s}')
-  print(f'{"served (REST, JSON)":22s} {r["served_p50_ms"]:9.1f} {r["served_p99_ms"]:9.1f} '
-        f'{r["served_rps"]:8.1f}')
-  print(f'{"in-process SavedModel":22s} {r["inprocess_p50_ms"]:9.1f} '
+  print(f'{"":26s} {"p50 ms":>9s} {"p99 ms":>9s} {"req/s":>8s} {"p50 ratio":>10s}')
+  for e in r['encodings']:
+    label = 'served (REST, JSON)' if e == 'json' else 'served (REST, b64 rows)'
+    print(f'{label:26s} {r[e + "_served_p50_ms"]:9.1f} {r[e + "_served_p99_ms"]:9.1f} '
+          f'{r[e + "_served_rps"]:8.1f} {r[e + "_ratio_p50"]:9.2f}x  (goal <= '
+          f'{r["p50_goal_ratio"]:g}x: {"met" if r["p50_goal_met"][e] else "NOT met"})')
+  print(f'{"in-process SavedModel":26s} {r["inprocess_p50_ms"]:9.1f} '
         f'{r["inprocess_p99_ms"]:9.1f} {r["inprocess_rps"]:8.1f}')
-  print(f'{"ratio served/in-proc":22s} {r["ratio_p50"]:8.1f}x {r["ratio_p99"]:8.1f}x '
-        f'{r["ratio_rps"]:7.2f}x')
+  print('\nwhere the time of one request goes, ms (one request at a time; the stages timed '
+        'alone in this process; HTTP+threads = served - the four stages; the client\'s '
+        'encoding is done before the load starts, so it is not in the served times):')
+  names = ['served_one_at_a_time', 'server_decode', 'model', 'server_encode', 'client_decode',
+           'http_and_threads', 'client_encode']
+  print(f'{"":10s} ' + ' '.join(f'{n:>13s}' for n in
+                                 ['served', 'server dec', 'model', 'server enc',
+                                  'client dec', 'HTTP+threads', '(client enc)']))
+  for e in r['encodings']:
+    parts = r[e + '_breakdown_ms']
+    print(f'{e:10s} ' + ' '.join(f'{parts[n]:13.2f}' for n in names))
   print(f'good requests answered correctly: {r["good_correct"]}/{r["good_total"]}')
   if r['mix_bad']:
     print(f'bad requests answered 4xx:       {r["bad_4xx"]}/{r["bad_total"]}  ' +
@@ -276,6 +374,12 @@ def main(argv=None) -> int:
   parser.add_argument('--max-request-mb', type=float, default=2.0,
                       help='server request limit, MiB (default: 2; 1 s of 44.1 kHz audio is '
                       'about 0.6 MiB of JSON)')
+  parser.add_argument('--encodings', default=','.join(ENCODINGS),
+                      help='request/answer encodings to load the server with, in turn: json '
+                      '(numbers) and b64 ({"b64": float32 bytes} rows) (default: json,b64)')
+  parser.add_argument('--breakdown-requests', type=int, default=9,
+                      help='requests sent one at a time per encoding for the breakdown '
+                      '(default: 9)')
   parser.add_argument('--in-process-server', action='store_true',
                       help='run the server in a thread of this process instead of a subprocess')
   common.add_runtime_flags(parser)
@@ -283,6 +387,8 @@ def main(argv=None) -> int:
   common.apply_runtime_flags(args)
   if args.requests < 1 or args.concurrency < 1 or not 0 < args.bad_fraction <= 0.5:
     parser.error('--requests and --concurrency must be >= 1, --bad-fraction in (0, 0.5]')
+  if not args.encodings or any(e.strip() not in ENCODINGS for e in args.encodings.split(',')):
+    parser.error(f'--encodings: a comma-separated subset of {",".join(ENCODINGS)}')
   with tempfile.TemporaryDirectory(prefix='fxemu-serve-bench-') as scratch:
     base = args.model
     if not base:

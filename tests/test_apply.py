@@ -12,6 +12,7 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from components.audio import model_versions
 from components.audio import wav  # pylint: disable=g-import-not-at-top
+from pipeline.cli import apply_command  # pylint: disable=g-import-not-at-top
 from pipeline.inference import apply  # pylint: disable=g-import-not-at-top
 from trainer import architectures  # pylint: disable=g-import-not-at-top
 from trainer import export  # pylint: disable=g-import-not-at-top
@@ -263,7 +264,7 @@ def test_missing_input_names_the_file(tmp_path, local_model):
 
 def _parser():
   parser = argparse.ArgumentParser(prog='fxemu')
-  apply.add_apply_command(parser.add_subparsers(dest='command'))
+  apply_command.add_apply_command(parser.add_subparsers(dest='command'))
   return parser
 
 

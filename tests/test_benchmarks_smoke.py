@@ -76,6 +76,23 @@ def test_apply_speed(capsys):
                       for v in rtfs.values()), rtfs
 
 
+def test_apply_speed_stream_signature(capsys, tmp_path):
+  """The stream-signature table (SavedModel and TFLite, one CPU) on a tiny hybrid model."""
+  from benchmarks import apply_speed
+  from tests.test_apply import export_tiny_model
+  from tests.test_streaming import CONFIGS
+  path = export_tiny_model(str(tmp_path / 'hybrid' / '1'), config=CONFIGS['hybrid'])
+  f = _run(apply_speed.main, ['--model', path, '--seconds', '0.2', '--stream-seconds', '0.05',
+                              '--repeats', '1', '--stream-blocks', '128,64',
+                              '--stream-signature-seconds', '0.1'], capsys)
+  for runtime in ('savedmodel', 'tflite'):
+    for block in (128, 64):
+      assert f[f'hybrid_stream_{runtime}_{block}_rtf'] > 0
+  assert f['hybrid_stream_latency_samples'] == 3
+  assert [(r['runtime'], r['block']) for r in f['stream_signature']] == [
+      ('savedmodel', 128), ('savedmodel', 64), ('tflite', 128), ('tflite', 64)]
+
+
 def test_peers_without_a_peer(tiny_data, capsys, tmp_path):
   """The peer table through the real pipeline, on a wall-clock budget (NAM itself needs
   its own environment, made by the benchmark on first use; not in the test suite)."""

@@ -1,5 +1,6 @@
 """fxemu serve: TF Serving's REST API over real HTTP on 127.0.0.1, errors, version pick-up."""
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -123,6 +124,24 @@ def test_predict_row_and_columnar_equal_the_saved_model(server, direct):
                                    atol=1e-6)
 
 
+def test_binary_b64_rows_equal_json_rows(server, direct):
+  """``{"b64": base64 of little-endian float32}`` rows (TF Serving's binary encoding):
+  the answer comes back as binary rows, bit-equal to the SavedModel's output."""
+  x = _audio()
+  expected = direct[1].predict(x)
+  rows = [{'b64': base64.b64encode(row.astype('<f4').tobytes()).decode()} for row in x]
+  for body, key in (({'instances': rows}, 'predictions'),
+                    ({'instances': [{'audio': r} for r in rows]}, 'predictions'),
+                    ({'inputs': rows}, 'outputs'), ({'inputs': {'audio': rows}}, 'outputs'),
+                    ({'inputs': {'audio': rows[0]}}, 'outputs')):
+    answer = _post(server, body)
+    assert answer.status_code == 200, answer.text
+    wet = serve.decode_b64_rows(answer.json()[key])
+    assert wet.dtype == np.float32
+    np.testing.assert_array_equal(wet, expected[:len(wet)])
+    assert len(wet) == (1 if body.get('inputs', {}) == {'audio': rows[0]} else 2)
+
+
 def test_integer_samples_are_accepted(server, direct):
   answer = _post(server, {'instances': [[0, 1, 0, -1] * 16]})
   assert answer.status_code == 200
@@ -176,6 +195,22 @@ BAD_REQUESTS = [
     ('unknown path', 'GET', '/nonsense', None, 404),
     ('GET predict', 'GET', ':predict', None, 405),
     ('oversized', 'POST', ':predict', json.dumps({'instances': [[0.25] * (MAX_BYTES // 5)]}), 413),
+    ('deeply nested', 'POST', ':predict', '{"instances": ' + '[' * 5000 + '0.1' + ']' * 5000 + '}',
+     400),
+    ('deeply nested objects', 'POST', ':predict', '{"instances": [' + '{"a": ' * 5000 + '1' +
+     '}' * 5000 + ']}', 400),
+    ('deeply nested, unterminated', 'POST', ':predict', '{"inputs": ' + '[' * 50000, 400),
+    ('nested below the recursion limit', 'POST', ':predict',
+     '{"instances": ' + '[' * 600 + '0.1' + ']' * 600 + '}', 400),
+    ('b64 not base64', 'POST', ':predict', '{"instances": [{"b64": "not base64!"}]}', 400),
+    ('b64 not float32', 'POST', ':predict', '{"instances": [{"b64": "AAAAAP8="}]}', 400),
+    ('b64 empty', 'POST', ':predict', '{"instances": [{"b64": ""}]}', 400),
+    ('b64 NaN', 'POST', ':predict', '{"inputs": [{"b64": "AADAfw=="}]}', 400),
+    ('b64 ragged', 'POST', ':predict', '{"inputs": [{"b64": "AAAAAA=="}, {"b64": "AAAAAAAAAAA="}]}',
+     400),
+    ('b64 mixed with numbers', 'POST', ':predict', '{"instances": [{"b64": "AAAAAA=="}, [0.1]]}',
+     400),
+    ('b64 not a string', 'POST', ':predict', '{"instances": [{"b64": [1]}]}', 400),
 ]
 
 

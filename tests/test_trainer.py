@@ -149,6 +149,34 @@ def test_dataset_shapes_shuffling_and_length_check(dataset):
     data.check_example_lengths([dataset['train']], TrainConfig(**{**SMALL, 'context_samples': 0}))
 
 
+def test_training_pieces_are_random_and_keep_the_wet_aligned_with_its_context(dataset):
+  config = TrainConfig(**SMALL)
+  piece, crop = WINDOW // 4, (CONTEXT // 2, CONTEXT // 4)
+  past = CONTEXT - crop[0]
+
+  def pieces():
+    ds = data.make_dataset([dataset['eval']], config, batch_size=4, training=True, repeat=True,
+                           crop=crop, piece=piece)
+    return [(d.numpy(), w.numpy()) for d, w in ds.take(6)]
+
+  batches = pieces()
+  for dry, wet in batches:
+    assert dry.shape == (4, piece + 2 * CONTEXT - sum(crop)) and wet.shape == (4, piece)
+    for d, w in zip(dry, wet):   # the wet piece is the effect of the dry piece's centre
+      np.testing.assert_allclose(w, effect(d)[past:past + piece], atol=1e-5)
+  # Offsets differ from draw to draw, and the stream is the same for the same seed.
+  starts = {tuple(np.round(w[:, 0], 6)) for _, w in batches}
+  assert len(starts) > 1
+  again = pieces()
+  for (d1, w1), (d2, w2) in zip(batches, again):
+    np.testing.assert_array_equal(w1, w2)
+  # The model default: full-rate models train on pieces, the others on whole windows.
+  assert TrainConfig(**{**SMALL, 'model': 'hybrid', 'window_samples': 32768}
+                     ).train_window_samples == 8192
+  assert TrainConfig(**{**SMALL, 'model': 'conv'}).train_window_samples == WINDOW
+  assert TrainConfig(**{**SMALL, 'train_crop_samples': 10 * WINDOW}).train_window_samples == WINDOW
+
+
 def test_least_squares_fir_recovers_the_filter(dataset):
   config = TrainConfig(**SMALL)
   dry, wet = data.take_numpy([dataset['train']], config, 32)

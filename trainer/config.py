@@ -18,6 +18,11 @@ MODELS = ('hybrid', 'wavenet', 'conv', 'dense', 'tcn')
 #: train at Neural Amp Modeler's 0.004, the frame-rate ones at 0.001 as before.
 MODEL_LEARNING_RATES = {'hybrid': 4e-3, 'wavenet': 4e-3, 'conv': 1e-3, 'dense': 1e-3,
                         'tcn': 1e-3}
+#: Training crop of each model when ``train_crop_samples`` is 0: the full-rate models learn
+#: from random 8,192-sample pieces of the examples (more, cheaper optimizer steps, and a new
+#: position every time: Neural Amp Modeler's batches are 16 x 8,192 samples); the frame-rate
+#: models take whole windows as before.
+MODEL_TRAIN_CROPS = {'hybrid': 8192, 'wavenet': 8192}
 LOSS_TERMS = ('mse', 'esr', 'esr_preemphasis', 'mrstft', 'dc')
 LR_SCHEDULES = ('cosine', 'constant', 'plateau')
 FIR_INITS = ('least_squares', 'zeros')
@@ -145,6 +150,12 @@ class TrainConfig:
   learning_rate: float = _field(0.0, 'Peak learning rate (Adam); 0 = the model\'s default '
                                 '(' + ', '.join(f'{m} {r:g}' for m, r in
                                                 MODEL_LEARNING_RATES.items()) + ').')
+  train_crop_samples: int = _field(
+      0, 'Length of the random piece of each training example\'s window that a training '
+      'step sees (samples; a new random offset every time, the receptive field\'s context '
+      'kept around it); 0 = the model\'s default (' + ', '.join(
+          f'{m} {n}' for m, n in MODEL_TRAIN_CROPS.items()) + ', whole window otherwise). '
+      'Validation always scores whole windows.')
   lr_schedule: str = _field('cosine', f'Learning-rate schedule: {", ".join(LR_SCHEDULES)} '
                             '(cosine decays to lr * min_lr_fraction over all steps, or over train_seconds).')
   warmup_steps: int = _field(100, 'Linear learning-rate warm-up steps (cosine schedule; at '
@@ -216,6 +227,7 @@ class TrainConfig:
           'agc_windows_ms must be positive and not empty when agc_strength > 0')
     check(self.agc_max_gain_db > 0.0, 'agc_max_gain_db must be positive')
     check(all(n >= 8 for n in self.stft_fft_sizes), 'stft_fft_sizes must be >= 8')
+    check(self.train_crop_samples >= 0, 'train_crop_samples must be >= 0 (0 = the model\'s default)')
     check(0.0 <= self.learning_rate, 'learning_rate must be >= 0 (0 = the model\'s default)')
     check(0.0 < self.fir_lr_scale, 'fir_lr_scale must be positive')
     check(0.0 <= self.min_lr_fraction <= 1.0, 'min_lr_fraction must be in [0, 1]')
@@ -229,6 +241,13 @@ class TrainConfig:
   def peak_learning_rate(self) -> float:
     """``learning_rate``, or the model's default (:data:`MODEL_LEARNING_RATES`) if it is 0."""
     return self.learning_rate or MODEL_LEARNING_RATES[self.model]
+
+  @property
+  def train_window_samples(self) -> int:
+    """Wet samples per training example a step sees: ``train_crop_samples`` (or the model's
+    default, :data:`MODEL_TRAIN_CROPS`), at most the whole ``window_samples``."""
+    crop = self.train_crop_samples or MODEL_TRAIN_CROPS.get(self.model, 0)
+    return min(crop, self.window_samples) if crop else self.window_samples
 
   @property
   def input_samples(self) -> int:

@@ -68,7 +68,8 @@ def check_example_lengths(file_patterns, config: TrainConfig) -> None:
 
 
 def make_dataset(file_patterns, config: TrainConfig, batch_size: int, training: bool,
-                 repeat: bool = False, crop: Tuple[int, int] = (0, 0)) -> tf.data.Dataset:
+                 repeat: bool = False, crop: Tuple[int, int] = (0, 0),
+                 piece: int = 0) -> tf.data.Dataset:
   """Batched ``(dry, wet)`` pairs.
 
   Args:
@@ -79,6 +80,10 @@ def make_dataset(file_patterns, config: TrainConfig, batch_size: int, training: 
     repeat: repeat forever (for ``steps_per_epoch``-driven training).
     crop: (left, right) samples dropped from each end of ``dry`` (context the model
       cannot use), so ``dry`` is ``[batch, window + 2 context - left - right]``.
+    piece: if in (0, window): every example becomes a random piece of ``piece`` wet
+      samples (a new offset each time it is drawn, from a ``config.seed``-seeded stream)
+      with the same context around it: ``dry [batch, piece + 2 context - left - right]``,
+      ``wet [batch, piece]``.
   """
   spec = feature_spec(config)
   left, right = int(crop[0]), int(crop[1])
@@ -95,11 +100,29 @@ def make_dataset(file_patterns, config: TrainConfig, batch_size: int, training: 
     ds = ds.shuffle(config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True)
   if repeat:
     ds = ds.repeat()
+  if 0 < piece < config.window_samples:
+    ds = _random_pieces(ds, config, piece, stop - left)
   ds = ds.batch(batch_size, drop_remainder=training)
   options = tf.data.Options()
   # Shard by example: there may be fewer files than workers.
   options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
   return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def _random_pieces(ds: tf.data.Dataset, config: TrainConfig, piece: int,
+                   dry_samples: int) -> tf.data.Dataset:
+  """``(dry [dry_samples], wet [window])`` -> a random piece ``(dry [dry_samples - window +
+  piece], wet [piece])`` of each, the dry keeping the same context around the wet."""
+  span = config.window_samples - piece + 1           # possible offsets
+  extra = dry_samples - config.window_samples        # dry context around the wet, both sides
+
+  def cut(pair, draw):
+    dry, wet = pair
+    offset = tf.cast(draw % span, tf.int32)
+    return dry[offset:offset + piece + extra], wet[offset:offset + piece]
+
+  draws = tf.data.Dataset.random(seed=config.seed)
+  return tf.data.Dataset.zip((ds, draws)).map(cut, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def take_numpy(file_patterns, config: TrainConfig, count: int,

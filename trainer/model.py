@@ -80,18 +80,19 @@ def float32_copy(core: keras.Model, config: TrainConfig) -> keras.Model:
   return copy
 
 
-class CentreCrop(keras.layers.Layer):
-  """``[batch, window + 2 * context]`` -> ``[batch, window]`` (the centre)."""
+class ContextCrop(keras.layers.Layer):
+  """``[batch, past + n + future]`` -> ``[batch, n]``: drops the context on both sides
+  (any ``n``: whole windows for validation, random pieces for training)."""
 
-  def __init__(self, context: int, window: int, **kwargs):
+  def __init__(self, past: int, future: int, **kwargs):
     super().__init__(**kwargs)
-    self.context, self.window = int(context), int(window)
+    self.past, self.future = int(past), int(future)
 
   def call(self, x):
-    return x[:, self.context:self.context + self.window]
+    return x[:, self.past:tf.shape(x)[1] - self.future]
 
   def get_config(self):
-    return {**super().get_config(), 'context': self.context, 'window': self.window}
+    return {**super().get_config(), 'past': self.past, 'future': self.future}
 
 
 def input_crop(config: TrainConfig) -> Tuple[int, int]:
@@ -107,12 +108,13 @@ def input_crop(config: TrainConfig) -> Tuple[int, int]:
 
 
 def training_model(core: keras.Model, config: TrainConfig) -> keras.Model:
-  """``dry [b, window + 2 context - left - right]`` (see :func:`input_crop`) -> the
-  ``window`` samples of ``core(dry)`` aligned with the ``wet`` target, ``[b, window]``."""
+  """``dry [b, n + 2 context - left - right]`` (see :func:`input_crop`; ``n`` the window, or
+  a training piece) -> the ``n`` samples of ``core(dry)`` aligned with the ``wet`` target,
+  ``[b, n]``."""
   left, right = input_crop(config)
-  dry = keras.Input(shape=[config.input_samples - left - right], name=contract.DRY)
-  wet = CentreCrop(config.context_samples - left, config.window_samples, name='centre',
-                   dtype=FLOAT32)(core(dry))
+  dry = keras.Input(shape=[None], name=contract.DRY)
+  wet = ContextCrop(config.context_samples - left, config.context_samples - right,
+                    name='centre', dtype=FLOAT32)(core(dry))
   return keras.Model(dry, wet, name='fxemu_train')
 
 
@@ -146,8 +148,10 @@ def initialise_fir(core: keras.Model, config: TrainConfig, train_files, num_trai
 
 
 def _plan(config: TrainConfig, num_train: int, global_batch: int, train_steps) -> Dict[str, int]:
-  """Steps per epoch, total step budget and number of epochs."""
-  steps_per_epoch = max(1, math.ceil(num_train / global_batch))
+  """Steps per epoch, total step budget and number of epochs (an epoch holds as many wet
+  samples as the training split, in whole windows or in random pieces)."""
+  pieces = config.window_samples // config.train_window_samples
+  steps_per_epoch = max(1, math.ceil(num_train * pieces / global_batch))
   total = config.epochs * steps_per_epoch
   if train_steps:
     total = min(total, int(train_steps))
@@ -186,7 +190,9 @@ def run_fn(fn_args) -> None:
   crop = input_crop(config)
   logging.info('Input crop: %s samples of context dropped (left, right)', crop)
   train_ds = data.make_dataset(fn_args.train_files, config, global_batch, training=True,
-                               repeat=True, crop=crop)
+                               repeat=True, crop=crop, piece=config.train_window_samples)
+  logging.info('Training pieces: %d of the %d wet samples of each window',
+               config.train_window_samples, config.window_samples)
   eval_ds, validation_steps = None, None
   if num_eval:
     eval_batches = math.ceil(num_eval / global_batch)
@@ -247,6 +253,7 @@ def run_fn(fn_args) -> None:
   summary = _summary(config, core, plan, history.history, restore)
   summary.update(steps_run=budget.steps, initial_val_esr_db=initial.get('esr_db'),
                  precision=policy, input_crop=list(crop),
+                 train_window_samples=config.train_window_samples,
                  train_seconds_budget=config.train_seconds,
                  fit_seconds=clock.elapsed if clock else None)
   logging.info('Training summary: %s', json.dumps(summary))

@@ -6,6 +6,8 @@
     fxemu report [RUN]               write the HTML report of the latest run
     fxemu apply MODEL in.wav out.wav run audio through a pushed model (or a serving URL)
     fxemu serve MODEL_BASE           serve a model directory with TF Serving's REST API
+    fxemu stream MODEL < in > out    stream audio (WAV or raw PCM) through a model, stdin to stdout
+    fxemu export --tflite MODEL [OUT] the model's stream signature as TFLite
     fxemu kubeflow compile|upload|run  the same pipeline on Kubeflow Pipelines 2.x
 
 ``fxemu COMMAND --help`` explains every option.
@@ -26,6 +28,7 @@ from components.audio import pairs as pairs_lib
 from components.datagen import effects as effects_lib
 from kubeflow.client import add_kubeflow_command
 from pipeline.cli import check
+from pipeline.cli.apply_command import add_apply_command
 from pipeline.cli.check import add_check_command
 from pipeline.cli.progress import bar_text, format_seconds
 from pipeline.cli.progress import StatusLine
@@ -33,8 +36,9 @@ from pipeline.configs import PipelineConfig
 from pipeline.flags import add_dataclass_flags
 from pipeline.flags import dataclass_from_flags
 from pipeline.flags import TRAIN_FIELDS_SET_BY_PIPELINE
-from pipeline.inference.apply import add_apply_command
 from pipeline.inference.serve import add_serve_command
+from pipeline.inference.stream import add_export_command
+from pipeline.inference.stream import add_stream_command
 from trainer.config import TrainConfig
 
 
@@ -247,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
   add_report_command(commands)
   add_apply_command(commands)
   add_serve_command(commands)
+  add_stream_command(commands)
+  add_export_command(commands)
   add_kubeflow_command(commands)
   return parser
 

@@ -28,7 +28,6 @@ import dataclasses
 import json
 import os
 import re
-import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -454,49 +453,3 @@ def apply_file(model, in_path: str, out_path: str, subtype: Optional[str] = None
   blocks = len(plan_blocks(info.num_frames, block or info.num_frames, model.info))
   return ApplyResult(in_path, out_path, info.num_frames, info.channels, info.sample_rate,
                      subtype, blocks, model.info.version)
-
-
-# --- Command line --------------------------------------------------------------------------
-
-def add_apply_command(subparsers) -> None:
-  """Adds ``fxemu apply MODEL IN OUT`` to an argparse subparsers object."""
-  parser = subparsers.add_parser(
-      'apply', help='run a trained model over a WAV file',
-      description='Process a WAV file with a pushed model (any length, mono or stereo, '
-      '8/16/24/32-bit integer or 32-bit float). Long files are processed in blocks with '
-      'enough context for the receptive field, so the output has no seams.')
-  parser.add_argument('model', metavar='MODEL',
-                      help='model base directory (the newest version is used), one version '
-                      'directory, or a TF Serving REST endpoint such as '
-                      'http://127.0.0.1:8501/v1/models/NAME')
-  parser.add_argument('input', metavar='IN.wav', help='dry input WAV file')
-  parser.add_argument('output', metavar='OUT.wav', help='wet output WAV file (written atomically)')
-  parser.add_argument('--subtype', choices=sorted(wav.SUBTYPES), default=None,
-                      help='output sample format (default: the input\'s)')
-  parser.add_argument('--block-seconds', type=float, default=DEFAULT_BLOCK_SECONDS,
-                      help='seconds of audio per model call (0 = whole file at once); '
-                      f'the output does not depend on it (default: {DEFAULT_BLOCK_SECONDS:g})')
-  parser.add_argument('--model-info', default=None, metavar='PATH',
-                      help='for an endpoint that does not report the model\'s sample rate and '
-                      'receptive field (tensorflow_model_server): the model\'s version '
-                      f'directory or its assets/{contract.MODEL_INFO_FILE}')
-  parser.add_argument('--quiet', action='store_true', help='no progress bar or summary')
-  parser.set_defaults(func=run_apply_command)
-
-
-def run_apply_command(args) -> int:
-  """``fxemu apply``: returns the exit status (0 ok, 1 error)."""
-  try:
-    result = apply_file(args.model, args.input, args.output, subtype=args.subtype,
-                        block_seconds=args.block_seconds, progress=not args.quiet,
-                        model_info=args.model_info)
-  except (wav.AudioFileError, ModelError, ValueError) as e:
-    print(f'fxemu apply: error: {e}', file=sys.stderr)
-    return 1
-  if not args.quiet:
-    seconds = result.frames / float(result.sample_rate)
-    version = f' version {result.model_version}' if result.model_version else ''
-    print(f'wrote {result.out_path}: {seconds:.2f} s, {result.channels} ch, '
-          f'{result.sample_rate} Hz, {result.subtype} (model{version}, {result.blocks} block'
-          f'{"s" if result.blocks != 1 else ""})')
-  return 0
