@@ -12,17 +12,17 @@ Figures:
 * ``apply_rtf``: real-time factor (seconds of audio per wall second) of what
   ``fxemu apply`` does once the model is loaded: read a stereo 16-bit WAV of
   ``--seconds``, run the model in its default blocks, write the wet WAV
-  (:func:`pipeline.apply.apply_file`; best of ``--repeats`` after a warm-up); loading
+  (:func:`pipeline.inference.apply.apply_file`; best of ``--repeats`` after a warm-up); loading
   the SavedModel is timed separately (``load_seconds``); goals (:data:`APPLY_RTF_GOALS`):
   the default model >= 20x, the conv model >= 100x;
 * whole-file real-time factor: one model call for the whole file (mono);
-* streaming RTF and per-block latency (mean / p99 ms) of :class:`pipeline.apply.
+* streaming RTF and per-block latency (mean / p99 ms) of :class:`pipeline.inference.apply.
   BlockProcessor` with 512-sample blocks, after its ``warm_up()`` (timed separately);
   a block is real-time when it takes less than its own duration (``budget_ms``). The
   stream's algorithmic delay is ``latency`` samples (the future receptive field
   rounded up to the block multiple).
 
-* the ``stream`` signature (:mod:`pipeline.stream`, issue 15): the SavedModel's
+* the ``stream`` signature (:mod:`pipeline.inference.stream`, issue 15): the SavedModel's
   signature and its TFLite form (``fxemu export --tflite``, one interpreter thread),
   mono, blocks of ``--stream-blocks`` samples (128 and 512), the whole process pinned to
   one CPU (:class:`one_core`, like ``taskset``): RTF, mean / p99 ms per block against
@@ -49,7 +49,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 
-from pipeline import apply  # pylint: disable=g-import-not-at-top
+from pipeline.inference import apply  # pylint: disable=g-import-not-at-top
 from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
 
 DEFAULT_MODEL = TrainConfig().model
@@ -112,7 +112,7 @@ def measure_streaming(model, seconds: float, block: int) -> Dict[str, float]:
 
 def measure_apply_file(model, seconds: float, repeats: int, scratch: str) -> Dict[str, float]:
   """``fxemu apply``'s work on a stereo 16-bit WAV of ``seconds``, model already loaded."""
-  from components import wav  # pylint: disable=g-import-not-at-top
+  from components.audio import wav  # pylint: disable=g-import-not-at-top
   in_path = os.path.join(scratch, 'apply-in.wav')
   out_path = os.path.join(scratch, 'apply-out.wav')
   wav.write_wav(in_path, test_signal(seconds, model.info.sample_rate, channels=2),
@@ -203,7 +203,7 @@ class one_core:  # pylint: disable=invalid-name
 
 
 def measure_stream_signature(runner, seconds: float, block: int) -> Dict[str, float]:
-  """Per-block wall times of a :mod:`pipeline.stream` runner (SavedModel ``stream``
+  """Per-block wall times of a :mod:`pipeline.inference.stream` runner (SavedModel ``stream``
   signature or its TFLite form) on ``seconds`` of mono audio, after 20 warm-up blocks,
   with the whole process pinned to one CPU."""
   rate = runner.info.sample_rate
@@ -228,7 +228,7 @@ def measure_stream_signature(runner, seconds: float, block: int) -> Dict[str, fl
 def benchmark_stream_signature(model, seconds: float, blocks: List[int], tflite: bool,
                                scratch: str) -> List[Dict[str, object]]:
   """Rows of the stream-signature table for one model ([] if it cannot stream)."""
-  from pipeline import stream  # pylint: disable=g-import-not-at-top
+  from pipeline.inference import stream  # pylint: disable=g-import-not-at-top
   try:
     stream.stream_info(model)
   except stream.NotStreamable:

@@ -87,7 +87,7 @@ def default_data(effect: str, scratch: str, data_dir: str = '') -> str:
   (what ``fxemu synth`` / ``make run`` made); else the default data of ``effect`` is
   synthesized into ``scratch/data`` (needs libfluidsynth for the piano).
   """
-  from components import pairs as pairs_lib  # pylint: disable=import-outside-toplevel
+  from components.audio import pairs as pairs_lib  # pylint: disable=import-outside-toplevel
   if data_dir:
     return data_dir
   repo_data = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -97,7 +97,7 @@ def default_data(effect: str, scratch: str, data_dir: str = '') -> str:
       return repo_data
   except Exception:  # pylint: disable=broad-except  (missing folder, no pairs)
     pass
-  from components import synth  # pylint: disable=import-outside-toplevel
+  from components.datagen import synth  # pylint: disable=import-outside-toplevel
   out = os.path.join(scratch, 'data')
   print(f'synthesizing the default {effect} data into {out} ...', file=sys.stderr, flush=True)
   synth.synthesize(out, effects=(effect,), progress=False)
@@ -106,8 +106,8 @@ def default_data(effect: str, scratch: str, data_dir: str = '') -> str:
 
 def audio_seconds(data_dir: str, effect: str) -> float:
   """Seconds of (stereo) audio in the pre sides of ``effect``'s pairs."""
-  from components import pairs as pairs_lib  # pylint: disable=import-outside-toplevel
-  from components import wav  # pylint: disable=import-outside-toplevel
+  from components.audio import pairs as pairs_lib  # pylint: disable=import-outside-toplevel
+  from components.audio import wav  # pylint: disable=import-outside-toplevel
   return sum(wav.read_info(p.pre_path).duration for p in pairs_lib.find_pairs(data_dir, effect))
 
 

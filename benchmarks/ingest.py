@@ -12,9 +12,13 @@ Rows (seconds of stereo audio turned into examples per wall second, "x real time
   (``plan_pairs``). The floor of the work.
 * ``plain loop, GZIP 6``: the same at zlib level 6, the level Beam's WriteToTFRecord
   uses (what the component did before it wrote its own files): what compression costs.
+* ``plain loop, tf.io.TFRecordWriter``: the same with TensorFlow's own writer
+  (``TFRecordOptions(compression_type='GZIP', compression_level=1)``) in place of
+  :class:`components.audio.tfexample.TFRecordWriter`: whether our writer earns its keep
+  (``tf_writer_vs_own`` = its time / the plain loop's; the records must be the same).
 * ``plain loop without the capture check``: the same with ``write_pair(check=False)``;
   its files must be the same bytes (the check only reads the audio). ``capture check
-  alone``: :func:`components.capture_check.check_audio` on the decoded pairs (decoding
+  alone``: :func:`components.audio.capture_check.check_audio` on the decoded pairs (decoding
   not timed), the check's own cost; ``check_fraction`` is it over the plain loop's time
   (goal: < 10 %).
 * ``beam in_memory`` / ``multi_threading`` / ``multi_processing`` with 1 or 2 workers:
@@ -56,11 +60,40 @@ BEAM_MODES = {
 }
 
 
-def plain_loop(props: Dict, out_dir: str, compression_level: int, check: bool = True) -> Dict:
+class TensorFlowRecordFile:
+  """:class:`components.audio.tfexample.TFRecordFile`'s interface on ``tf.io.TFRecordWriter``
+  (GZIP at ``compression_level``), for the comparison row."""
+
+  def __init__(self, path: str, compression_level: int):
+    self.path, self._level, self._writer = path, compression_level, None
+
+  def __enter__(self):
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    self._writer = tf.io.TFRecordWriter(self.path, tf.io.TFRecordOptions(
+        compression_type='GZIP', compression_level=self._level))
+    return self
+
+  def write(self, record: bytes) -> None:
+    self._writer.write(record)
+
+  def __exit__(self, *exc) -> None:
+    self._writer.close()
+
+
+def plain_loop(props: Dict, out_dir: str, compression_level: int, check: bool = True,
+               record_file=None) -> Dict:
   """The component's work in one process, pair after pair (no Beam); ``check=False``
-  leaves out the capture check."""
+  leaves out the capture check; ``record_file`` replaces the TFRecordFile class."""
   from components import audio_example_gen  # pylint: disable=import-outside-toplevel
-  from components import split_plan  # pylint: disable=import-outside-toplevel
+  from components.audio import split_plan  # pylint: disable=import-outside-toplevel
+  from components.audio import tfexample  # pylint: disable=import-outside-toplevel
+  if record_file is not None:
+    original = tfexample.TFRecordFile
+    tfexample.TFRecordFile = record_file
+    try:
+      return plain_loop(props, out_dir, compression_level, check)
+    finally:
+      tfexample.TFRecordFile = original
   jobs, summary = audio_example_gen.plan_pairs(props)
   spec = audio_example_gen._window_spec(props)  # pylint: disable=protected-access
   align = bool(props.get('align'))
@@ -80,16 +113,16 @@ def check_only(props: Dict, repeats: int) -> float:
   """Best-of-``repeats`` seconds the capture check takes over every pair, audio decoded
   beforehand (as the AudioExampleGen has it when it runs the check)."""
   from components import audio_example_gen  # pylint: disable=import-outside-toplevel
-  from components import capture_check  # pylint: disable=import-outside-toplevel
-  from components import pairs as pairs_lib  # pylint: disable=import-outside-toplevel
+  from components.audio import capture_check  # pylint: disable=import-outside-toplevel
+  from components.audio import pairs as pairs_lib  # pylint: disable=import-outside-toplevel
   jobs, _ = audio_example_gen.plan_pairs(props)
   spec = audio_example_gen._window_spec(props)  # pylint: disable=protected-access
   settings = capture_check.CheckSettings(
       max_latency_samples=int(props.get('max_latency_samples') or 0) or spec.window // 2,
       align=bool(props.get('align')), context_samples=spec.context,
       sample_rate=int(props['sample_rate']))
-  decoded = [(pairs_lib.Pair(j['effect'], j['name'], j['pre'], j['post']),
-              *audio_example_gen.decode_pair(j)) for j in jobs]
+  decoded = [(pair, *pairs_lib.read_pair(pair)[:2])
+             for pair in map(audio_example_gen.job_pair, jobs)]
 
   def run():
     for pair, dry, wet in decoded:
@@ -117,6 +150,16 @@ def digests(root: str) -> Dict[str, str]:
   return out
 
 
+def record_digests(root: str) -> Dict[str, str]:
+  """relative path -> sha256 of the uncompressed content of every Split-* file."""
+  out = {}
+  for split_dir in sorted(d for d in os.listdir(root) if d.startswith('Split-')):
+    for name in sorted(os.listdir(os.path.join(root, split_dir))):
+      with gzip.open(os.path.join(root, split_dir, name), 'rb') as f:
+        out[f'{split_dir}/{name}'] = hashlib.sha256(f.read()).hexdigest()
+  return out
+
+
 def _gunzipped_size(path: str) -> int:
   with gzip.open(path, 'rb') as f:
     return sum(len(chunk) for chunk in iter(lambda: f.read(1 << 24), b''))
@@ -135,8 +178,8 @@ def timed(fn, repeats: int):
 def measure(data_dir: str, effect: str, scratch: str, modes: List[str], repeats: int,
             level6: bool) -> Dict:
   """Every row of the table for ``effect`` in ``data_dir``; figures in a flat dict."""
-  from components import example_codec  # pylint: disable=import-outside-toplevel
-  from components import pairs as pairs_lib  # pylint: disable=import-outside-toplevel
+  from components.audio import tfexample  # pylint: disable=import-outside-toplevel
+  from components.audio import pairs as pairs_lib  # pylint: disable=import-outside-toplevel
   props = common.example_gen_props(data_dir, effect)
   seconds = common.audio_seconds(data_dir, effect)
   pairs = pairs_lib.find_pairs(data_dir, effect)
@@ -150,13 +193,13 @@ def measure(data_dir: str, effect: str, scratch: str, modes: List[str], repeats:
     return path
 
   # Warm-up (imports, decoder start-up, page cache), not timed.
-  plain_loop(props, fresh('warm'), example_codec.DEFAULT_GZIP_LEVEL)
+  plain_loop(props, fresh('warm'), tfexample.DEFAULT_GZIP_LEVEL)
 
   rows, figures = [], {'audio_seconds': seconds, 'input_mb': input_bytes / 1e6,
-                       'gzip_level': example_codec.DEFAULT_GZIP_LEVEL}
+                       'gzip_level': tfexample.DEFAULT_GZIP_LEVEL}
   plain_dir = os.path.join(scratch, 'plain')
   plain_seconds, summary = timed(lambda: plain_loop(props, fresh('plain'),
-                                                    example_codec.DEFAULT_GZIP_LEVEL), repeats)
+                                                    tfexample.DEFAULT_GZIP_LEVEL), repeats)
   output_bytes = common.dir_bytes(plain_dir)
   reference = digests(plain_dir)
   figures.update(output_mb=output_bytes / 1e6, examples=sum(summary['windows'].values()))
@@ -164,10 +207,10 @@ def measure(data_dir: str, effect: str, scratch: str, modes: List[str], repeats:
   figures['uncompressed_mb'] = sum(_gunzipped_size(path) for path in outputs) / 1e6
   copy_seconds, copied = timed(lambda: file_copy(wav_files + outputs, fresh('copy')), repeats)
   rows.append(('file copy (WAVs + TFRecords)', 1, copy_seconds, copied, None))
-  rows.append((f'plain loop (GZIP {example_codec.DEFAULT_GZIP_LEVEL})', 1, plain_seconds,
+  rows.append((f'plain loop (GZIP {tfexample.DEFAULT_GZIP_LEVEL})', 1, plain_seconds,
                output_bytes, True))
   nocheck_seconds, _ = timed(lambda: plain_loop(props, fresh('nocheck'),
-                                                example_codec.DEFAULT_GZIP_LEVEL, check=False),
+                                                tfexample.DEFAULT_GZIP_LEVEL, check=False),
                              repeats)
   same_without_check = digests(os.path.join(scratch, 'nocheck')) == reference
   rows.append(('plain loop without the capture check', 1, nocheck_seconds,
@@ -178,6 +221,13 @@ def measure(data_dir: str, effect: str, scratch: str, modes: List[str], repeats:
                  check_fraction=check_seconds / plain_seconds,
                  check_fraction_by_difference=(plain_seconds - nocheck_seconds) / plain_seconds,
                  nocheck_identical_files=same_without_check)
+  tf_seconds, _ = timed(lambda: plain_loop(props, fresh('tfwriter'), tfexample.DEFAULT_GZIP_LEVEL,
+                                            record_file=TensorFlowRecordFile), repeats)
+  same_records = record_digests(os.path.join(scratch, 'tfwriter')) == record_digests(plain_dir)
+  rows.append((f'plain loop, tf.io.TFRecordWriter (GZIP {tfexample.DEFAULT_GZIP_LEVEL})', 1,
+               tf_seconds, common.dir_bytes(os.path.join(scratch, 'tfwriter')), same_records))
+  figures.update(plain_tf_writer_seconds=tf_seconds, tf_writer_vs_own=tf_seconds / plain_seconds,
+                 tf_writer_identical_records=same_records)
   if level6:
     level6_seconds, _ = timed(lambda: plain_loop(props, fresh('plain6'), 6), repeats)
     rows.append(('plain loop (GZIP 6, as Beam\'s WriteToTFRecord)', 1, level6_seconds,
@@ -196,6 +246,7 @@ def measure(data_dir: str, effect: str, scratch: str, modes: List[str], repeats:
     figures[f'beam_{mode}_rtf'] = seconds / beam_seconds
     figures[f'beam_{mode}_vs_plain'] = beam_seconds / plain_seconds
     figures[f'beam_{mode}_identical_files'] = same
+  figures['plain_tf_writer_rtf'] = seconds / tf_seconds
   figures.update(plain_seconds=plain_seconds, plain_rtf=seconds / plain_seconds,
                  copy_seconds=copy_seconds, copy_rtf=seconds / copy_seconds)
   if level6:

@@ -14,9 +14,9 @@ For each case (an effect of a data set, under a protocol) it measures on the tes
              ``.venv-peers``, made by ``scripts/setup_peers.sh`` on first use); its default
              model is a packed WaveNet of two submodels, and the row shows the better of them
              on the test audio (``nam_SUBMODEL`` rows show each)
-Every row is scored by the same code (``pipeline.report``): ESR in dB over all test
+Every row is scored by the same code (``pipeline.report.evaluation``): ESR in dB over all test
 channels, the RMSE, and a phase-invariant multi-resolution STFT distance (``mrstft``,
-:func:`components.dsp.mrstft_from_sums`). ``vs nam dB`` is a row's ESR minus NAM's, measured
+:func:`components.audio.dsp.mrstft_from_sums`). ``vs nam dB`` is a row's ESR minus NAM's, measured
 in the same run (negative = better than NAM).
 
 Cases: ``EFFECT`` (the default data set of ``fxemu synth``: overdrive, compressor, lowpass,
@@ -40,6 +40,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import emit_json, print_table, quiet_tensorflow  # noqa: E402
+from schema import contract  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEER_VENV = os.path.join(REPO, '.venv-peers')
@@ -84,8 +85,8 @@ def pipeline_config(data: str, effect: str, protocol: str, out: str):
 
 def load_case(config):
   """(training tracks, test tracks) exactly as the pipeline's report reads them."""
-  from pipeline import report
-  return report.load_pairs({'input_base': config.data_path, 'effect': config.effect,
+  from pipeline.report import evaluation
+  return evaluation.load_pairs({'input_base': config.data_path, 'effect': config.effect,
                             'test_patterns': config.test_patterns,
                             'test_tail': config.test_tail})
 
@@ -95,12 +96,12 @@ def fresh_tests(config):
 
 
 def linear_rows(config):
-  from pipeline import report
+  from pipeline.report import evaluation
   training, tests = load_case(config)
   start = time.time()
-  fir = report.fir_references(training, tests)[('', '')]
-  fir.update(train_seconds=time.time() - start, params=report.FIR_TAPS)
-  identity = report.identity_references(tests)[('', '')]
+  fir = evaluation.fir_references(training, tests)[('', '')]
+  fir.update(train_seconds=time.time() - start, params=evaluation.FIR_TAPS)
+  identity = evaluation.identity_references(tests)[('', '')]
   identity.update(train_seconds=0.0, params=0)
   return {'identity': identity, 'fir': fir}
 
@@ -108,7 +109,7 @@ def linear_rows(config):
 def fxemu_row(config, model: str, budget: float, overrides):
   """Trains ``model`` through the pipeline with the budget; scores it like every row."""
   from pipeline import local_runner
-  from pipeline import report
+  from pipeline.report import evaluation
   from pipeline import results
   from trainer.config import TrainConfig
   import dataclasses
@@ -119,13 +120,13 @@ def fxemu_row(config, model: str, budget: float, overrides):
   result = results.read_run(run_config.metadata_path, run_config.pipeline_name)
   model_dir = os.path.join(result.model_uri, 'Format-Serving')
   tests = fresh_tests(config)
-  report.predict(model_dir, tests)
-  row = report.model_figures(tests)[('', '')]
-  with open(os.path.join(model_dir, 'assets', 'fxemu.json')) as f:
+  evaluation.predict(model_dir, tests)
+  row = evaluation.model_figures(tests)[('', '')]
+  with open(os.path.join(model_dir, 'assets', contract.MODEL_INFO_FILE)) as f:
     row['params'] = int(json.load(f).get('parameter_count', 0))
   row['train_seconds'] = next((s.seconds for s in result.stages if s.name == 'Trainer'),
                               float('nan'))
-  summary_path = os.path.join(result.model_run_uri, 'fxemu_training.json')
+  summary_path = os.path.join(result.model_run_uri, contract.TRAINING_SUMMARY_FILE)
   with open(summary_path) as f:
     training = json.load(f)
   row['fit_seconds'] = training.get('fit_seconds')   # what the budget governs
@@ -144,8 +145,8 @@ def nam_job(config, training, tests, budget: float, workdir: str):
   """Writes NAM's inputs: the training tracks cut into the pipeline's train/eval blocks
   (contiguous mono stretches, so no window spans a cut) and the test tracks, as 16-bit
   PCM (the recordings' own format, so no value changes). Returns the job dict."""
-  from components import split_plan
-  from components import wav
+  from components.audio import split_plan
+  from components.audio import wav
   from pipeline.pipeline import example_gen_properties
   props = example_gen_properties(config)
   spec = split_plan.WindowSpec(window=props['window_samples'], hop=props['hop_samples'],
@@ -178,8 +179,8 @@ def nam_job(config, training, tests, budget: float, workdir: str):
 
 def nam_rows(config, budget: float, workdir: str):
   """Trains NAM on the case's training audio and scores each submodel on the test audio."""
-  from components import wav
-  from pipeline import report
+  from components.audio import wav
+  from pipeline.report import evaluation
   python = ensure_peer_env()
   training, _ = load_case(config)
   job = nam_job(config, training, fresh_tests(config), budget, workdir)
@@ -204,8 +205,8 @@ def nam_rows(config, budget: float, workdir: str):
     def whole(track, by_track=by_track):
       import numpy as np
       return np.stack([by_track[track.name][c] for c in range(track.dry.shape[1])], axis=1)
-    report.fill_predictions(tests, whole)
-    row = report.model_figures(tests)[('', '')]
+    evaluation.fill_predictions(tests, whole)
+    row = evaluation.model_figures(tests)[('', '')]
     row.update(fit_seconds=result['train_seconds'], params=sub['parameters'],
                steps=result['steps'], epochs=result['epochs'])
     rows[f'nam_{sub["name"]}'] = row

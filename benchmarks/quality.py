@@ -38,6 +38,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import emit_json, print_table, quiet_tensorflow  # noqa: E402
+from schema import contract  # noqa: E402
 
 PROTOCOLS = {'A': 1.0, 'B': 0.4}   # protocol -> test_tail (fraction of piano that is test)
 # Model rows: name -> TrainConfig overrides (on top of --train).
@@ -56,18 +57,18 @@ WORST_PASSAGES = 3
 def linear_references(data, effect, test_patterns, test_tail):
   """Identity and least-squares FIR figures on the test tracks (summed over channels).
 
-  The same references as the run report (:mod:`pipeline.report`): the FIR has
-  ``report.FIR_TAPS`` taps (``report.FIR_LOOKAHEAD`` of them ahead) and is fitted on every
+  The same references as the run report (:mod:`pipeline.report.evaluation`): the FIR has
+  ``FIR_TAPS`` taps (``FIR_LOOKAHEAD`` of them ahead) and is fitted on every
   training track of the protocol.
   """
-  from pipeline import report
+  from pipeline.report import evaluation
   summary = {'input_base': data, 'effect': effect, 'test_patterns': test_patterns,
              'test_tail': test_tail}
-  training, tests = report.load_pairs(summary)
+  training, tests = evaluation.load_pairs(summary)
   start = time.time()
-  fir = report.fir_references(training, tests)[('', '')]
-  fir.update(train_seconds=time.time() - start, params=report.FIR_TAPS)
-  identity = report.identity_references(tests)[('', '')]
+  fir = evaluation.fir_references(training, tests)[('', '')]
+  fir.update(train_seconds=time.time() - start, params=evaluation.FIR_TAPS)
+  identity = evaluation.identity_references(tests)[('', '')]
   identity.update(train_seconds=0.0, params=0)
   return {'identity': identity, 'fir': fir}
 
@@ -92,7 +93,7 @@ def run_model(data, effect, protocol, model, out, train_overrides):
   overall = result.metrics['overall']
   trainer_seconds = next((s.seconds for s in result.stages if s.name == 'Trainer'), float('nan'))
   model_dir = os.path.join(result.model_uri, 'Format-Serving')
-  with open(os.path.join(model_dir, 'assets', 'fxemu.json')) as f:
+  with open(os.path.join(model_dir, 'assets', contract.MODEL_INFO_FILE)) as f:
     params = json.load(f).get('parameter_count', 0)
   return ({'esr_db': overall['esr_db'], 'rmse': overall['rmse'],
            'train_seconds': trainer_seconds, 'params': int(params)}, model_dir)
@@ -107,12 +108,12 @@ def write_predictions(data, effect, protocol, model_dir, model, test_patterns, o
   """
   import numpy as np
   import tensorflow as tf
-  from components import dsp
-  from components import pairs as pairs_lib
-  from components import wav
-  from pipeline.plots import plot_comparison
+  from components.audio import dsp
+  from components.audio import pairs as pairs_lib
+  from components.audio import wav
+  from pipeline.report.plots import plot_comparison
   loaded = tf.saved_model.load(model_dir)
-  serve = loaded.signatures['serving_default']
+  serve = loaded.signatures[contract.SERVING_SIGNATURE]
   targets, predictions, passages = [], [], []
   for pair in pairs_lib.find_pairs(data, effect):
     if not pairs_lib.matches_any(pair.name, test_patterns):
@@ -120,7 +121,8 @@ def write_predictions(data, effect, protocol, model_dir, model, test_patterns, o
     dry, info = wav.read_wav(pair.pre_path)
     wet, _ = wav.read_wav(pair.post_path)
     n = min(len(dry), len(wet))
-    predicted = serve(audio=tf.constant(dry[:n].T))['wet'].numpy().T
+    outputs = serve(**{contract.AUDIO_INPUT: tf.constant(dry[:n].T)})
+    predicted = outputs[contract.WET_OUTPUT].numpy().T
     cut = int(round(n * (1 - PROTOCOLS[protocol])))
     stem = os.path.join(out, 'predictions', f'{effect} - {protocol} - {model} - {pair.name}')
     os.makedirs(os.path.dirname(stem), exist_ok=True)
@@ -147,7 +149,7 @@ def error_breakdown(target, predicted, passages, sample_rate):
 
   ``passages``: (error energy, file, channel, start s, ESR dB, level dB) per segment.
   """
-  from components import dsp
+  from components.audio import dsp
   esr_db, share = dsp.esr_by_band(target, predicted, sample_rate)
   edges = list(dsp.DEFAULT_BAND_EDGES_HZ) + [sample_rate / 2]
   bands = [{'hz': f'{edges[i]:.0f}-{edges[i + 1]:.0f}', 'esr_db': float(esr_db[i]),
@@ -177,7 +179,7 @@ def main(argv=None) -> int:
   parser.add_argument('--json', action='store_true', help='last line: JSON of the figures')
   args = parser.parse_args(argv)
   quiet_tensorflow()
-  from components import pairs as pairs_lib
+  from components.audio import pairs as pairs_lib
   from pipeline.configs import DEFAULT_TEST_PATTERN
   test_patterns = DEFAULT_TEST_PATTERN.split(',')
   effects = args.effect or sorted({p.effect for p in pairs_lib.find_pairs(args.data)})

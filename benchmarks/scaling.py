@@ -36,8 +36,8 @@ from benchmarks import common  # noqa: E402
 def tile_data(data_dir: str, effect: str, factor: int, out_dir: str) -> str:
   """Writes every pair of ``effect`` repeated ``factor`` times end to end into ``out_dir``."""
   import numpy as np  # pylint: disable=import-outside-toplevel
-  from components import pairs as pairs_lib  # pylint: disable=import-outside-toplevel
-  from components import wav  # pylint: disable=import-outside-toplevel
+  from components.audio import pairs as pairs_lib  # pylint: disable=import-outside-toplevel
+  from components.audio import wav  # pylint: disable=import-outside-toplevel
   os.makedirs(out_dir, exist_ok=True)
   for pair in pairs_lib.find_pairs(data_dir, effect):
     for path in (pair.pre_path, pair.post_path):
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   common.apply_runtime_flags(args)
   common.quiet_tensorflow()
-  from components import example_codec  # pylint: disable=import-outside-toplevel
+  from components.audio import tfexample  # pylint: disable=import-outside-toplevel
   factors = [int(f) for f in args.factors.split(',') if f]
   train_factors = [int(f) for f in args.train_factors.split(',') if f]
   modes = [m for m in args.modes.split(',') if m]
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     base = common.default_data(args.effect, scratch, args.data)
     warm = os.path.join(scratch, 'warm')
     ingest.plain_loop(common.example_gen_props(base, args.effect), warm,
-                      example_codec.DEFAULT_GZIP_LEVEL)        # imports, decoder start-up
+                      tfexample.DEFAULT_GZIP_LEVEL)        # imports, decoder start-up
     shutil.rmtree(warm)
     for factor in sorted(set(factors) | set(train_factors)):
       print(f'{factor}x ...', file=sys.stderr, flush=True)
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
       row = {'factor': factor, 'audio_seconds': common.audio_seconds(data, args.effect)}
       examples = os.path.join(scratch, f'plain{factor}')
       start = time.perf_counter()
-      summary = ingest.plain_loop(props, examples, example_codec.DEFAULT_GZIP_LEVEL)
+      summary = ingest.plain_loop(props, examples, tfexample.DEFAULT_GZIP_LEVEL)
       row['plain_seconds'] = time.perf_counter() - start
       row['examples'] = sum(summary['windows'].values())
       for mode in modes:

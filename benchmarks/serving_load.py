@@ -3,7 +3,7 @@
     python benchmarks/serving_load.py [--model BASE] [--requests 120] [--concurrency 4]
                                       [--mix-bad] [--in-process-server] [--json]
 
-Starts ``fxemu serve`` on 127.0.0.1 (a subprocess, ``python -m pipeline.serve``, unless
+Starts ``fxemu serve`` on 127.0.0.1 (a subprocess, ``python -m pipeline.inference.serve``, unless
 ``--in-process-server``) on the model base directory (default: a default-config conv
 model exported to a temporary directory), then sends ``--requests`` predict requests of
 ``--seconds`` of mono audio each from ``--concurrency`` client threads (bounded also by
@@ -45,7 +45,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import requests  # pylint: disable=g-import-not-at-top
 
 from benchmarks.apply_speed import export_default_model  # pylint: disable=g-import-not-at-top
-from pipeline import apply  # pylint: disable=g-import-not-at-top
+from pipeline.inference import apply  # pylint: disable=g-import-not-at-top
 
 BAD_KINDS = ('bad_json', 'wrong_shape', 'wrong_dtype', 'oversized')
 
@@ -110,12 +110,13 @@ def bad_bodies(samples: int, max_request_bytes: int) -> Dict[str, bytes]:
 
 
 class ServerProcess:
-  """``python -m pipeline.serve`` on 127.0.0.1, port chosen by the OS; stopped by :meth:`stop`."""
+  """``python -m pipeline.inference.serve`` on 127.0.0.1, port chosen by the OS; stopped by
+  :meth:`stop`."""
 
   def __init__(self, base: str, max_request_mb: float, timeout: float = 120.0):
     self.proc = subprocess.Popen(
-        [sys.executable, '-m', 'pipeline.serve', base, '--port', '0', '--host', '127.0.0.1',
-         '--max-request-mb', str(max_request_mb)],
+        [sys.executable, '-m', 'pipeline.inference.serve', base, '--port', '0',
+         '--host', '127.0.0.1', '--max-request-mb', str(max_request_mb)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     deadline = time.monotonic() + timeout
     line = ''
@@ -141,10 +142,10 @@ class ServerProcess:
 
 
 class InProcessServer:
-  """``pipeline.serve.make_server`` in a thread of this process."""
+  """``pipeline.inference.serve.make_server`` in a thread of this process."""
 
   def __init__(self, base: str, max_request_mb: float):
-    from pipeline import serve  # pylint: disable=g-import-not-at-top
+    from pipeline.inference import serve  # pylint: disable=g-import-not-at-top
     self.server = serve.make_server(base, port=0, max_request_bytes=int(max_request_mb * 2**20))
     self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
     self.thread.start()
@@ -164,7 +165,7 @@ ENCODINGS = ('json', 'b64')
 
 def encode_request(rows: np.ndarray, encoding: str) -> bytes:
   """A predict body: JSON numbers (TF Serving's format) or ``{"b64": ...}`` float32 rows."""
-  from pipeline import serve  # pylint: disable=g-import-not-at-top
+  from pipeline.inference import serve  # pylint: disable=g-import-not-at-top
   if encoding == 'b64':
     return ('{"instances":%s}' % serve.b64_rows(rows)).encode()
   return ('{"instances":%s}' % apply.format_rows(rows)).encode()
@@ -172,7 +173,7 @@ def encode_request(rows: np.ndarray, encoding: str) -> bytes:
 
 def decode_response(content: bytes, encoding: str) -> np.ndarray:
   """The client's work on an answer: parse it and make the float32 array."""
-  from pipeline import serve  # pylint: disable=g-import-not-at-top
+  from pipeline.inference import serve  # pylint: disable=g-import-not-at-top
   predictions = json.loads(content)['predictions']
   if encoding == 'b64':
     return serve.decode_b64_rows(predictions)
@@ -181,10 +182,10 @@ def decode_response(content: bytes, encoding: str) -> np.ndarray:
 
 def codec_breakdown(model, rows: np.ndarray, encoding: str, repeats: int = 7) -> Dict[str, float]:
   """Median ms of each in-process stage of one request, run alone: the client encodes
-  the body, the server parses it (:func:`pipeline.serve.parse_predict`), the model runs,
+  the body, the server parses it (:func:`pipeline.inference.serve.parse_predict`), the model runs,
   the server writes the answer, the client parses it. What the served p50 adds beyond
   the in-process p50 and these codec stages is HTTP, the server's threads and queueing."""
-  from pipeline import serve  # pylint: disable=g-import-not-at-top
+  from pipeline.inference import serve  # pylint: disable=g-import-not-at-top
   stages = {
       'client_encode': lambda: encode_request(rows, encoding),
       'server_decode': lambda: serve.parse_predict(body),

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from typing import Dict, List
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import common  # noqa: E402
+from schema import contract  # noqa: E402
 
 
 class TestProbe:
@@ -49,7 +49,7 @@ class TestProbe:
     return time.perf_counter() - self.start - self.paused
 
   def score(self, model, epoch: int) -> None:
-    import numpy as np  # pylint: disable=import-outside-toplevel
+    from components.audio import dsp  # pylint: disable=import-outside-toplevel
     from trainer import data  # pylint: disable=import-outside-toplevel
     from trainer import model as model_lib  # pylint: disable=import-outside-toplevel
     at = self.elapsed()
@@ -57,14 +57,10 @@ class TestProbe:
     if self._dataset is None:
       self._dataset = data.make_dataset(self.test_files, self.config, 16, training=False,
                                         crop=model_lib.input_crop(self.config))
-    error = energy = 0.0
+    sums = dsp.ErrorSums()
     for dry, wet in self._dataset:
-      predicted = model(dry, training=False).numpy().astype(np.float64)
-      target = wet.numpy().astype(np.float64)
-      error += float(np.sum((target - predicted) ** 2))
-      energy += float(np.sum(target ** 2))
-    self.points.append({'epoch': epoch, 'seconds': at,
-                        'test_esr_db': 10 * math.log10(max(error, 1e-30) / energy)})
+      sums.add(wet.numpy(), model(dry, training=False).numpy(), stft=False)
+    self.points.append({'epoch': epoch, 'seconds': at, 'test_esr_db': sums.esr_db()})
     self.paused += time.perf_counter() - begin
 
   def callback(self):
@@ -97,13 +93,13 @@ def extra_fit_callback(callback):
 
 def whole_file_esr_db(model_dir: str, data_dir: str, effect: str) -> float:
   """ESR (dB) of the exported model over the whole test recordings, all channels."""
-  from pipeline import report  # pylint: disable=import-outside-toplevel
+  from pipeline.report import evaluation  # pylint: disable=import-outside-toplevel
   from pipeline.configs import PipelineConfig  # pylint: disable=import-outside-toplevel
-  _, tests = report.load_pairs({'input_base': data_dir, 'effect': effect,
+  _, tests = evaluation.load_pairs({'input_base': data_dir, 'effect': effect,
                                 'test_patterns': PipelineConfig().test_patterns,
                                 'test_tail': 1.0})
-  report.predict(model_dir, tests)
-  return report.model_figures(tests)[('', '')]['esr_db']
+  evaluation.predict(model_dir, tests)
+  return evaluation.model_figures(tests)[('', '')]['esr_db']
 
 
 def measure(data_dir: str, effect: str, scratch: str, epochs: int, threshold_db: float,
@@ -132,7 +128,7 @@ def measure(data_dir: str, effect: str, scratch: str, epochs: int, threshold_db:
   with extra_fit_callback(probe.callback()):
     model_lib.run_fn(fn_args)
   trainer_seconds = time.perf_counter() - start - probe.paused
-  with open(os.path.join(fn_args.model_run_dir, model_lib.SUMMARY_FILE)) as f:
+  with open(os.path.join(fn_args.model_run_dir, contract.TRAINING_SUMMARY_FILE)) as f:
     summary = json.load(f)
   reached = next((p for p in probe.points if p['test_esr_db'] <= threshold_db), None)
   final_db = whole_file_esr_db(fn_args.serving_model_dir, data_dir, effect)

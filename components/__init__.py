@@ -1,1 +1,3 @@
-"""fxemu components: audio I/O, signal processing, default data and the audio ExampleGen."""
+"""fxemu components: the TFX components (AudioExampleGen, AnomaliesGate, ServingCheck,
+AtomicPusher). The audio library is :mod:`components.audio`, the default data set
+generator :mod:`components.datagen`."""

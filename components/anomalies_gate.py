@@ -5,7 +5,7 @@ beside it, fails the run with a readable message on
 
 * any schema anomaly in the ExampleValidator's ``SchemaDiff.pb`` (naming each split,
   feature and problem), so that no model is trained on data that breaks the schema;
-* any error of the capture check (:mod:`components.capture_check`), which the
+* any error of the capture check (:mod:`components.audio.capture_check`), which the
   AudioExampleGen ran on every pair and wrote into the examples' summary
   (``fxemu_summary.json``, ``check``): a wet side that leads its dry side, a latency
   beyond the search range, no coherence, nothing that predicts the wet. Each message
@@ -16,6 +16,7 @@ beside it, fails the run with a readable message on
 import json
 import logging
 import os
+from typing import Dict, Iterable, List, Optional
 
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
@@ -25,7 +26,8 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
-from components.audio_example_gen import SUMMARY_FILE
+from schema import contract
+
 
 ALLOW_FLAG = '--allow-unlearnable'
 
@@ -35,28 +37,43 @@ class DataAnomaliesError(RuntimeError):
   a model."""
 
 
-def describe_anomalies(anomalies_uri: str, split_names) -> list:
-  """Readable lines ``split: feature: problem`` for every anomaly under ``anomalies_uri``."""
-  lines = []
+def read_anomalies(anomalies_uri: str,
+                   split_names: Optional[Iterable[str]] = None) -> Dict[str, List[str]]:
+  """ExampleValidator's findings: ``{split: ["feature 'dry': problem", ...]}`` for the
+  splits that have a ``SchemaDiff.pb`` (of ``split_names``, or every split found)."""
+  if split_names is None:
+    split_names = sorted(os.path.basename(os.path.dirname(path))[len('Split-'):]
+                         for path in tf.io.gfile.glob(
+                             os.path.join(anomalies_uri, 'Split-*', 'SchemaDiff.pb')))
+  found = {}
   for split in split_names:
     path = os.path.join(anomalies_uri, f'Split-{split}', 'SchemaDiff.pb')
     if not tf.io.gfile.exists(path):
       continue
-    anomalies = anomalies_pb2.Anomalies()
-    anomalies.ParseFromString(tf.io.gfile.GFile(path, 'rb').read())
+    with tf.io.gfile.GFile(path, 'rb') as f:
+      anomalies = anomalies_pb2.Anomalies.FromString(f.read())
+    lines = []
     for feature, info in sorted(anomalies.anomaly_info.items()):
       reasons = '; '.join(r.description or r.short_description for r in info.reason)
-      lines.append(f'{split}: feature {feature!r}: {reasons or info.description}')
+      lines.append(f'feature {feature!r}: '
+                   f'{reasons or info.description or info.short_description}')
     if anomalies.HasField('dataset_anomaly_info'):
-      info = anomalies.dataset_anomaly_info
-      lines.append(f'{split}: dataset: {info.description}')
-  return lines
+      lines.append(f'dataset: {anomalies.dataset_anomaly_info.description}')
+    found[split] = lines
+  return found
+
+
+def describe_anomalies(anomalies_uri: str, split_names) -> list:
+  """Readable lines ``split: feature: problem`` for every anomaly under ``anomalies_uri``."""
+  return [f'{split}: {line}'
+          for split, lines in read_anomalies(anomalies_uri, split_names).items()
+          for line in lines]
 
 
 def capture_check_errors(examples_uri: str) -> list:
   """The capture check's error messages from the examples' summary (none if it holds
   no check, as examples made before the check existed)."""
-  path = os.path.join(examples_uri, SUMMARY_FILE)
+  path = os.path.join(examples_uri, contract.EXAMPLES_SUMMARY_FILE)
   if not tf.io.gfile.exists(path):
     return []
   with tf.io.gfile.GFile(path) as f:

@@ -16,7 +16,6 @@ import time
 from typing import List, Optional
 
 from absl import logging
-from tfx import types
 from tfx.components.pusher import component as pusher_component
 from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.components.base import executor_spec
@@ -27,16 +26,7 @@ from tfx.types import standard_component_specs
 from tfx.utils import io_utils
 from tfx.utils import proto_utils
 
-STAGING_PREFIX = '.partial-'
-
-
-def numeric_versions(base_directory: str) -> List[int]:
-  """The complete versions (numeric folders) under a TF Serving model base directory."""
-  if not fileio.exists(base_directory):
-    return []
-  return sorted(int(name.rstrip('/')) for name in fileio.listdir(base_directory)
-                if name.rstrip('/').isdigit())
-
+from components.audio import model_versions
 
 def saved_model_fingerprint(model_dir: str) -> str:
   """SHA-256 over the relative paths and bytes of every file of a SavedModel folder."""
@@ -63,15 +53,16 @@ def push_atomically(model_path: str, base_directory: str) -> tuple:
     (version_path, version, copied): ``copied`` is False when the newest version already
     holds an identical model, which is then reused.
   """
-  existing = numeric_versions(base_directory)
-  if existing:
-    newest = os.path.join(base_directory, str(existing[-1]))
+  complete = model_versions.versions(base_directory)
+  if complete:
+    newest_version, newest = complete[0]
     if saved_model_fingerprint(newest) == saved_model_fingerprint(model_path):
       logging.info('%s already serves this model; nothing pushed', newest)
-      return newest, existing[-1], False
-  version = next_version(existing)
+      return newest, newest_version, False
+  version = next_version([v for v, _ in model_versions.versions(base_directory,
+                                                                 complete_only=False)])
   final = os.path.join(base_directory, str(version))
-  staging = os.path.join(base_directory, f'{STAGING_PREFIX}{version}')
+  staging = os.path.join(base_directory, f'{model_versions.STAGING_PREFIX}{version}')
   fileio.makedirs(base_directory)
   if fileio.exists(staging):
     fileio.rmtree(staging)

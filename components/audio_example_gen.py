@@ -2,11 +2,11 @@
 
 For every ``EFFECT - pre|post - NAME.wav`` pair under ``input_base`` it decodes both
 sides (tensorflow-io), converts PCM to float32 in [-1, 1], splits stereo into mono
-tracks, checks the pair, runs the capture check (:mod:`components.capture_check`: latency,
+tracks, checks the pair, runs the capture check (:mod:`components.audio.capture_check`: latency,
 coherence, learnability, time variance, hygiene, repeatability; its findings and verdict
 go into the summary, for ``AnomaliesGate`` to stop the run before training), optionally
 aligns the wet side in time, cuts windows (see
-:mod:`components.split_plan`) and writes GZIP TFRecords of tf.Example into the standard
+:mod:`components.audio.split_plan`) and writes GZIP TFRecords of tf.Example into the standard
 ``Split-train``, ``Split-eval`` and ``Split-test`` folders of an ``Examples`` artifact,
 so StatisticsGen, ExampleValidator, Trainer and Evaluator consume it unchanged.
 
@@ -17,7 +17,7 @@ samples, aligned with the centre of ``dry``), ``source`` (NAME), ``effect``, ``c
 The Beam job is one element per pair: :func:`write_pair` reads the pair once and writes
 its windows straight into one file per split (``data_tfrecord-PAIR-of-PAIRS.gz``), so no
 window travels through Beam as an element. The files are compressed at zlib level
-:data:`components.example_codec.DEFAULT_GZIP_LEVEL` (1): Beam's own WriteToTFRecord
+:data:`components.audio.tfexample.DEFAULT_GZIP_LEVEL` (1): Beam's own WriteToTFRecord
 compresses at level 6, which took ~90 % of an ingest (7x the time of level 1) for files
 ~10 % smaller (``benchmarks/ingest.py``).
 
@@ -30,11 +30,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import hashlib
 import json
 import os
 from typing import Any, Dict, List, Optional
 
 import apache_beam as beam
+from apache_beam.options import pipeline_options
 import numpy as np
 import tensorflow as tf
 from tfx import types
@@ -48,17 +50,17 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter
 from tfx.types.component_spec import ExecutionParameter
 
-from components import capture_check
-from components import dsp
-from components import example_codec
-from components import pairs as pairs_lib
-from components import split_plan
-from components import wav
-from components.example_codec import encode_example
+from components.audio import capture_check
+from components.audio import dsp
+from components.audio import pairs as pairs_lib
+from components.audio import split_plan
+from components.audio import tfexample
+from components.audio import wav
+from components.audio.tfexample import encode_example
+from schema import contract
 
 EXAMPLES_KEY = 'examples'
 SUMMARY_PROPERTY = 'fxemu_summary'
-SUMMARY_FILE = 'fxemu_summary.json'
 #: The capture check's verdict on the Examples artifact: 'ok', 'warning' or 'error'.
 CHECK_PROPERTY = 'fxemu_check'
 
@@ -104,7 +106,6 @@ def input_fingerprint(input_base: str, effect: str = '') -> str:
 
 
 def _stable_hash(text: str) -> str:
-  import hashlib
   return hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]
 
 
@@ -178,29 +179,18 @@ def plan_pairs(props: Dict[str, Any]):
 
 
 FRAME_CHUNK = 64   # windows cut per NumPy gather
-def decode_pair(job: Dict[str, Any]):
-  """Decodes one pair as recorded; returns (dry, wet): float32 ``[frames, channels]``.
-
-  Raises:
-    AudioFileError: on a side that is entirely silent (nothing to learn from it; a
-      silent wet side is almost always a recording mistake).
-  """
-  dry, _ = wav.read_wav(job['pre'])
-  wet, _ = wav.read_wav(job['post'])
-  for path, audio in ((job['pre'], dry), (job['post'], wet)):
-    if not np.any(audio):
-      raise wav.AudioFileError(path, 'every sample is zero (silent recording): there is '
-                               'nothing to learn from this pair; remove it or record it again')
-  return dry, wet
+def job_pair(job: Dict[str, Any]) -> pairs_lib.Pair:
+  """The pair a job of :func:`plan_pairs` names."""
+  return pairs_lib.Pair(job['effect'], job['name'], job['pre'], job['post'])
 
 
 def pair_examples(job: Dict[str, Any], dry: np.ndarray, wet: np.ndarray,
                   spec: split_plan.WindowSpec, sample_rate: int):
   """(split, serialized tf.Example) for every window of every channel of one decoded pair.
 
-  Windows are cut ``FRAME_CHUNK`` at a time (:func:`components.dsp.frame`, one NumPy
+  Windows are cut ``FRAME_CHUNK`` at a time (:func:`components.audio.dsp.frame`, one NumPy
   gather per chunk, no per-sample Python), then serialized one by one
-  (:func:`encode_example`, ~0.2 ms for a 1.5 s window).
+  (:func:`encode_example`).
   """
   plan = split_plan.plan_track(len(dry), job['is_test'], spec)
   for channel in range(dry.shape[1]):
@@ -214,9 +204,10 @@ def pair_examples(job: Dict[str, Any], dry: np.ndarray, wet: np.ndarray,
         wet_windows = dsp.frame(wet_track, chunk_starts, spec.window)
         for start, d, w in zip(chunk_starts, dry_windows, wet_windows):
           yield split, encode_example(
-              floats={'dry': d, 'wet': w},
-              ints={'channel': channel, 'offset': int(start), 'sample_rate': sample_rate},
-              strings={'source': job['name'], 'effect': job['effect']})
+              floats={contract.DRY: d, contract.WET: w},
+              ints={contract.CHANNEL: channel, contract.OFFSET: int(start),
+                    contract.SAMPLE_RATE: sample_rate},
+              strings={contract.SOURCE: job['name'], contract.EFFECT: job['effect']})
 
 
 def shard_name(index: int, count: int) -> str:
@@ -226,12 +217,12 @@ def shard_name(index: int, count: int) -> str:
 
 def write_pair(job: Dict[str, Any], spec: split_plan.WindowSpec, sample_rate: int,
                align: bool, max_latency: int, out_dir: str,
-               compression_level: int = example_codec.DEFAULT_GZIP_LEVEL,
+               compression_level: int = tfexample.DEFAULT_GZIP_LEVEL,
                check: bool = True):
   """All the work for one pair: decode, check, window, serialize, compress and write.
 
   The pair is read once; with ``check`` the capture check
-  (:func:`components.capture_check.check_audio`) runs on the decoded audio, sharing the
+  (:func:`components.audio.capture_check.check_audio`) runs on the decoded audio, sharing the
   latency estimate with ``align`` and the level figures with the summary; it reads the
   audio only, so the examples are the same bytes with and without it. The examples go
   to ``out_dir/Split-SPLIT/`` + :func:`shard_name` (one GZIP TFRecord file per split
@@ -244,7 +235,8 @@ def write_pair(job: Dict[str, Any], spec: split_plan.WindowSpec, sample_rate: in
     (pair key, stats): levels (as recorded), latency trimmed, the number of windows
     written per split, and the check (``PairCheck.to_dict()``, or None without it).
   """
-  dry, wet = decode_pair(job)
+  pair = job_pair(job)
+  dry, wet, _ = pairs_lib.read_pair(pair)
   levels = capture_check.side_levels(dry), capture_check.side_levels(wet)
   estimate = capture_check.measure_latency(dry, wet, max_latency) if (align or check) else None
   pair_check = None
@@ -252,7 +244,6 @@ def write_pair(job: Dict[str, Any], spec: split_plan.WindowSpec, sample_rate: in
     settings = capture_check.CheckSettings(
         max_latency_samples=max_latency, align=align, context_samples=spec.context,
         sample_rate=sample_rate)
-    pair = pairs_lib.Pair(job['effect'], job['name'], job['pre'], job['post'])
     pair_check = capture_check.check_audio(pair, dry, wet, sample_rate, settings, estimate,
                                            levels)
   latency = estimate.samples if align else 0
@@ -267,10 +258,10 @@ def write_pair(job: Dict[str, Any], spec: split_plan.WindowSpec, sample_rate: in
       if split not in open_files:
         path = os.path.join(out_dir, f'Split-{split}', shard_name(job['index'], job['count']))
         open_files[split] = files.enter_context(
-            example_codec.TFRecordFile(path, compression_level))
+            tfexample.TFRecordFile(path, compression_level))
       open_files[split].write(record)
       stats['windows'][split] += 1
-  return f"{job['effect']} - {job['name']}", stats
+  return pair.key, stats
 
 
 class _WritePair(beam.DoFn):
@@ -289,7 +280,6 @@ class _WritePair(beam.DoFn):
 
 def runs_in_process(beam_pipeline_args) -> bool:
   """True if the args select Beam's DirectRunner (the default runner)."""
-  from apache_beam.options import pipeline_options  # pylint: disable=import-outside-toplevel
   runner = pipeline_options.PipelineOptions(flags=list(beam_pipeline_args or [])).view_as(
       pipeline_options.StandardOptions).runner
   return (runner or 'DirectRunner').split('.')[-1] in (
@@ -335,7 +325,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
              | 'Distribute' >> beam.Reshuffle()
              | 'WritePairs' >> beam.ParDo(_WritePair(
                  spec, int(exec_properties['sample_rate']), align, max_latency, staging,
-                 example_codec.DEFAULT_GZIP_LEVEL))
+                 tfexample.DEFAULT_GZIP_LEVEL))
              | 'Stats' >> beam.combiners.ToList()
              | 'WriteStats' >> beam.Map(_write_json, os.path.join(staging, 'stats.json')))
       with tf.io.gfile.GFile(os.path.join(staging, 'stats.json')) as f:
@@ -366,7 +356,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     text = json.dumps(summary, sort_keys=True)
     examples.set_string_custom_property(SUMMARY_PROPERTY, text)
     examples.set_string_custom_property(CHECK_PROPERTY, summary['check']['verdict'])
-    with tf.io.gfile.GFile(os.path.join(examples.uri, SUMMARY_FILE), 'w') as f:
+    with tf.io.gfile.GFile(os.path.join(examples.uri, contract.EXAMPLES_SUMMARY_FILE), 'w') as f:
       f.write(text)
 
 

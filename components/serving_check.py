@@ -11,9 +11,11 @@ a fresh TF Serving answers its first request fast. A model that fails is not ble
 """
 import os
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
-from absl import logging
+from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_log_pb2
 from tfx import types
 from tfx.dsl.components.base import base_component
 from tfx.dsl.components.base import base_executor
@@ -25,9 +27,7 @@ from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import io_utils
 from tfx.utils import path_utils
 
-SIGNATURE = 'serving_default'
-INPUT_NAME, OUTPUT_NAME = 'audio', 'wet'
-WARMUP_FILE = os.path.join('assets.extra', 'tf_serving_warmup_requests')
+from schema import contract
 
 
 class ServingCheckError(ValueError):
@@ -37,16 +37,18 @@ class ServingCheckError(ValueError):
 def check_signature(model_path: str) -> None:
   """Raises ServingCheckError unless ``serving_default`` is audio [b, n] -> wet [b, n]."""
   loaded = tf.saved_model.load(model_path, tags=['serve'])
-  if SIGNATURE not in loaded.signatures:
-    raise ServingCheckError(f'{model_path}: no {SIGNATURE!r} signature '
+  if contract.SERVING_SIGNATURE not in loaded.signatures:
+    raise ServingCheckError(f'{model_path}: no {contract.SERVING_SIGNATURE!r} signature '
                             f'(has {sorted(loaded.signatures)})')
-  function = loaded.signatures[SIGNATURE]
+  function = loaded.signatures[contract.SERVING_SIGNATURE]
   inputs = function.structured_input_signature[1]
   outputs = function.structured_outputs
-  if set(inputs) != {INPUT_NAME} or set(outputs) != {OUTPUT_NAME}:
-    raise ServingCheckError(f'{model_path}: {SIGNATURE} takes {sorted(inputs)} and returns '
-                            f'{sorted(outputs)}; expected {INPUT_NAME!r} -> {OUTPUT_NAME!r}')
-  for name, spec in [(INPUT_NAME, inputs[INPUT_NAME]), (OUTPUT_NAME, outputs[OUTPUT_NAME])]:
+  if set(inputs) != {contract.AUDIO_INPUT} or set(outputs) != {contract.WET_OUTPUT}:
+    raise ServingCheckError(f'{model_path}: {contract.SERVING_SIGNATURE} takes {sorted(inputs)} '
+                            f'and returns {sorted(outputs)}; expected '
+                            f'{contract.AUDIO_INPUT!r} -> {contract.WET_OUTPUT!r}')
+  for name, spec in [(contract.AUDIO_INPUT, inputs[contract.AUDIO_INPUT]),
+                     (contract.WET_OUTPUT, outputs[contract.WET_OUTPUT])]:
     if spec.dtype != tf.float32 or spec.shape.rank != 2:
       raise ServingCheckError(f'{model_path}: {name} is {spec.dtype.name} {spec.shape}, '
                               'expected float32 [batch, samples]')
@@ -55,18 +57,16 @@ def check_signature(model_path: str) -> None:
 
 def warmup_request(samples: int, seed: int = 0):
   """A PredictRequest of ``samples`` of quiet noise for ``serving_default``."""
-  from tensorflow_serving.apis import predict_pb2
   audio = np.random.default_rng(seed).normal(0, 0.1, [1, samples]).astype(np.float32)
   request = predict_pb2.PredictRequest()
-  request.model_spec.signature_name = SIGNATURE
-  request.inputs[INPUT_NAME].CopyFrom(tf.make_tensor_proto(audio))
+  request.model_spec.signature_name = contract.SERVING_SIGNATURE
+  request.inputs[contract.AUDIO_INPUT].CopyFrom(tf.make_tensor_proto(audio))
   return request, audio
 
 
 def write_warmup_file(model_path: str, request, count: int = 4) -> str:
   """Writes ``assets.extra/tf_serving_warmup_requests`` with ``count`` copies of a request."""
-  from tensorflow_serving.apis import prediction_log_pb2
-  path = os.path.join(model_path, WARMUP_FILE)
+  path = os.path.join(model_path, contract.WARMUP_FILE)
   tf.io.gfile.makedirs(os.path.dirname(path))
   log = prediction_log_pb2.PredictionLog(
       predict_log=prediction_log_pb2.PredictLog(request=request))
@@ -87,7 +87,7 @@ class Executor(base_executor.BaseExecutor):
     try:
       function = check_signature(model_path)
       request, audio = warmup_request(samples)
-      wet = function(**{INPUT_NAME: tf.constant(audio)})[OUTPUT_NAME].numpy()
+      wet = function(**{contract.AUDIO_INPUT: tf.constant(audio)})[contract.WET_OUTPUT].numpy()
       if wet.shape != audio.shape or not np.all(np.isfinite(wet)):
         raise ServingCheckError(f'{model_path}: the warm-up request returned '
                                 f'{wet.shape} (finite: {bool(np.all(np.isfinite(wet)))}) '

@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+
+from kubeflow.settings import KubeflowSettings
+from pipeline.configs import PipelineConfig
+from pipeline.flags import add_dataclass_flags
+from pipeline.flags import dataclass_from_flags
+from pipeline.flags import TRAIN_FIELDS_SET_BY_PIPELINE
+from trainer.config import TrainConfig
 
 
 def _client(endpoint: str, namespace: str):
-  import kfp
+  import kfp  # pylint: disable=import-outside-toplevel  (start-up: kfp)
   return kfp.Client(host=endpoint, namespace=namespace or None)
 
 
 def _compile(args):
-  from pipeline.cli import dataclass_from_flags
-  from kubeflow import runner
-  from kubeflow.settings import KubeflowSettings
-  from pipeline.configs import PipelineConfig
-  from trainer.config import TrainConfig
+  from kubeflow import runner  # pylint: disable=import-outside-toplevel  (start-up: TFX)
   path = runner.compile_pipeline(dataclass_from_flags(PipelineConfig, args),
                                  dataclass_from_flags(TrainConfig, args),
                                  dataclass_from_flags(KubeflowSettings, args))
@@ -55,16 +59,11 @@ def _run(args):
 
 
 def _stamp():
-  import time
   return time.strftime('%Y%m%d-%H%M%S')
 
 
 def add_kubeflow_command(commands) -> None:
   """Registers ``fxemu kubeflow compile|upload|run``."""
-  from pipeline.cli import add_dataclass_flags, TRAIN_FIELDS_SET_BY_PIPELINE
-  from kubeflow.settings import KubeflowSettings
-  from pipeline.configs import PipelineConfig
-  from trainer.config import TrainConfig
   kubeflow = commands.add_parser(
       'kubeflow', help='compile/upload/run the pipeline on Kubeflow Pipelines 2.x',
       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -13,12 +13,11 @@ Settings come from ``FXEMU_*`` environment variables (see :func:`settings_from_e
 With ``trainer_workers > 1`` the Trainer step runs TFX's Vertex AI Training extension
 executor (``tfx.extensions.google_cloud_ai_platform.Trainer``): it submits a CustomJob
 whose worker pools (1 chief + N - 1 workers) run the same image and the same
-``trainer.model.run_fn``, and waits for it (:func:`use_vertex_training`).
+``trainer.model.run_fn``, and waits for it (:func:`cluster_pipeline`).
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import sys
@@ -29,8 +28,7 @@ from tfx import v1 as tfx
 from kubeflow.settings import KubeflowSettings
 from pipeline import pipeline as pipeline_lib
 from pipeline.configs import PipelineConfig
-from pipeline.configs import field_default
-from pipeline.configs import parse_text
+from pipeline.flags import dataclass_from_env
 from trainer.config import TrainConfig
 
 ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
@@ -103,21 +101,6 @@ def vertex_custom_config(settings: KubeflowSettings, display_name: str):
   }
 
 
-def use_vertex_training(trainer, settings: KubeflowSettings, display_name: str) -> None:
-  """Turns the DAG's Trainer into TFX's Vertex AI Training Trainer, in place.
-
-  ``tfx.extensions.google_cloud_ai_platform.Trainer`` is ``tfx.components.Trainer`` with
-  another executor; swapping the executor and adding the extension's custom_config keys
-  keeps the component's id, inputs and output channels (which the Evaluator and
-  ServingCheck consume). run_fn ignores the ``ai_platform_*`` keys (TrainConfig).
-  """
-  vertex = tfx.extensions.google_cloud_ai_platform
-  custom_config = json.loads(trainer.exec_properties.get('custom_config') or 'null') or {}
-  custom_config.update(vertex_custom_config(settings, display_name))
-  trainer.exec_properties['custom_config'] = json.dumps(custom_config, sort_keys=True)
-  trainer.executor_spec = vertex.Trainer.EXECUTOR_SPEC.copy()
-
-
 def cluster_pipeline(config: PipelineConfig, train: TrainConfig,
                      settings: KubeflowSettings) -> tfx.dsl.Pipeline:
   """The DAG with cluster paths, Beam args and per-step resources (and, with
@@ -128,12 +111,20 @@ def cluster_pipeline(config: PipelineConfig, train: TrainConfig,
       output_dir=settings.pipeline_root,
       serving_dir=config.serving_dir or f'{settings.serving_root.rstrip("/")}/{config.effect}',
       beam_args=settings.beam_args)
-  dag = pipeline_lib.create_pipeline(config, train, metadata_connection_config=None,
-                                     check_inputs=False, schema_file=settings.schema_file)
+  vertex = settings.trainer_workers > 1
+  # As TFX's templates do: with several workers the Trainer is the Vertex AI Training
+  # extension's (the same component with another executor, which submits a CustomJob and
+  # waits), and its custom_config carries the job next to the TrainConfig keys (run_fn
+  # ignores the ai_platform_* keys).
+  dag = pipeline_lib.create_pipeline(
+      config, train, metadata_connection_config=None, check_inputs=False,
+      schema_file=settings.schema_file,
+      trainer_class=tfx.extensions.google_cloud_ai_platform.Trainer if vertex else None,
+      trainer_custom_config=vertex_custom_config(settings, f'{config.pipeline_name}-trainer')
+      if vertex else None)
   dag.pipeline_info.pipeline_root = settings.pipeline_root
   for component in dag.components:
-    if component.id == TRAINER_STEP and settings.trainer_workers > 1:
-      use_vertex_training(component, settings, f'{config.pipeline_name}-trainer')
+    if component.id == TRAINER_STEP and vertex:
       component.with_platform_config(ResourceSpec(cpu_limit=LAUNCHER_CPU,
                                                   memory_limit=LAUNCHER_MEMORY_GB))
     elif component.id == TRAINER_STEP:
@@ -161,14 +152,8 @@ def settings_from_env(environ=os.environ):
 
   E.g. FXEMU_IMAGE, FXEMU_PIPELINE_ROOT, FXEMU_EFFECT, FXEMU_TRAINER_GPUS, FXEMU_EPOCHS.
   """
-  def build(cls):
-    values = {}
-    for field in dataclasses.fields(cls):
-      raw = environ.get('FXEMU_' + field.name.upper())
-      if raw is not None:
-        values[field.name] = parse_text(field_default(field), raw)
-    return cls(**values)
-  return build(PipelineConfig), build(TrainConfig), build(KubeflowSettings)
+  return (dataclass_from_env(PipelineConfig, environ), dataclass_from_env(TrainConfig, environ),
+          dataclass_from_env(KubeflowSettings, environ))
 
 
 def main() -> int:

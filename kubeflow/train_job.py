@@ -19,10 +19,12 @@ from typing import List, Optional
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
+from pipeline.flags import add_dataclass_flags  # pylint: disable=wrong-import-position
+from pipeline.flags import dataclass_from_flags  # pylint: disable=wrong-import-position
+from trainer.config import TrainConfig
+
 
 def build_parser() -> argparse.ArgumentParser:
-  from pipeline.cli import add_dataclass_flags  # pylint: disable=g-import-not-at-top
-  from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
   parser = argparse.ArgumentParser(
       prog='python -m kubeflow.train_job', description=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,9 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def fn_args(args: argparse.Namespace):
   """The TFX FnArgs run_fn receives in the pipeline, from the command line."""
-  from pipeline.cli import dataclass_from_flags  # pylint: disable=g-import-not-at-top
-  from tfx.components.trainer.fn_args_utils import FnArgs  # pylint: disable=g-import-not-at-top
-  from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
+  from tfx.components.trainer.fn_args_utils import FnArgs  # start-up: TFX
   examples = args.examples.rstrip('/')
   return FnArgs(train_files=[f'{examples}/Split-train/*'],
                 eval_files=[f'{examples}/Split-eval/*'],
@@ -55,7 +55,7 @@ def fn_args(args: argparse.Namespace):
 
 def main(argv: Optional[List[str]] = None) -> int:
   args = build_parser().parse_args(argv)
-  from trainer import model  # pylint: disable=g-import-not-at-top
+  from trainer import model  # pylint: disable=import-outside-toplevel  (start-up: TFX)
   model.run_fn(fn_args(args))
   return 0
 

@@ -1,7 +1,8 @@
 """Settings of the fxemu pipeline (data, windows, release gate, runner).
 
-Model and training settings live in :class:`trainer.config.TrainConfig`; the CLI builds
-flags from both dataclasses, so every field's ``help`` is what ``fxemu run --help`` shows.
+Model and training settings live in :class:`trainer.config.TrainConfig`; :mod:`pipeline.flags`
+builds flags and reads ``FXEMU_*`` variables from both dataclasses, so every field's ``help``
+is what ``fxemu run --help`` shows.
 """
 from __future__ import annotations
 
@@ -12,27 +13,6 @@ from typing import List
 PIPELINE_NAME = 'fxemu'
 DEFAULT_OUTPUT_DIR = 'work'
 DEFAULT_TEST_PATTERN = '*piano*,*beethoven*'
-
-
-def field_default(field: dataclasses.Field):
-  """A dataclass field's default value (also for fields with a default_factory)."""
-  if field.default is not dataclasses.MISSING:
-    return field.default
-  return field.default_factory()
-
-
-def parse_text(default, text: str):
-  """Command-line or environment text -> a value of ``default``'s type.
-
-  Booleans accept 1/true/yes (anything else is false); tuples are comma-separated
-  values of their items' type (int for an empty default).
-  """
-  if isinstance(default, bool):
-    return text.strip().lower() in ('1', 'true', 'yes')
-  if isinstance(default, tuple):
-    item = type(default[0]) if default else int
-    return tuple(item(x) for x in text.split(',') if x.strip())
-  return type(default)(text) if default is not None else text
 
 
 def _field(default, help_text, **kwargs):
@@ -83,7 +63,7 @@ class PipelineConfig:
   beam_args: str = _field('--direct_running_mode=multi_threading --direct_num_workers=0',
                           'Beam pipeline args, space-separated, passed straight to the runner. '
                           'The default runs the DirectRunner\'s bundles in threads (no worker '
-                          'processes to start; see the README\'s Performance section).')
+                          'processes to start; see docs/performance.md).')
   enable_cache: bool = _field(True, 'Reuse the results of components whose inputs and '
                               'settings did not change.')
 

@@ -12,6 +12,8 @@ import threading
 import time
 from typing import Callable, Dict, Optional, Set
 
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from pipeline import pipeline as pipeline_lib
@@ -92,8 +94,6 @@ class StageWatcher(threading.Thread):
 
   def _open(self):
     if self._store is None and os.path.exists(self._path):
-      from ml_metadata.metadata_store import metadata_store  # pylint: disable=g-import-not-at-top
-      from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
       config = metadata_store_pb2.ConnectionConfig()
       config.sqlite.filename_uri = self._path
       config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
@@ -123,7 +123,6 @@ class StageWatcher(threading.Thread):
     """Seconds the node's newest earlier complete (not cached) execution took, or None."""
     if node not in self._previous:
       context = store.get_context_by_type_and_name('node', f'{self._pipeline_name}.{node}')
-      from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
       done = [e for e in (store.get_executions_by_context(context.id) if context else [])
               if e.create_time_since_epoch < self._since_ms and
               e.last_known_state == metadata_store_pb2.Execution.COMPLETE]

@@ -9,24 +9,24 @@ The same DAG runs locally (LocalDagRunner, Beam DirectRunner) and on Kubeflow Pi
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
 from components.anomalies_gate import AnomaliesGate
 from components.atomic_pusher import AtomicPusher
+from components.audio.split_plan import eval_period_for
 from components.audio_example_gen import AudioExampleGen
 from components.audio_example_gen import input_fingerprint
 from components.serving_check import ServingCheck
-from components.split_plan import eval_period_for
 from pipeline.configs import PipelineConfig
+from schema import contract
 from schema import SCHEMA_PATH
 from trainer.config import TrainConfig
 
 TRAINER_RUN_FN = 'trainer.model.run_fn'
 METRICS_MODULE = 'trainer.metrics'
-SERVING_EXAMPLES_SIGNATURE = 'serving_examples'
 
 
 def train_config_for(config: PipelineConfig, train: TrainConfig) -> TrainConfig:
@@ -62,14 +62,15 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
   # metric of its own (trainer/metrics.py); all share one pass of sums over the data.
   return tfma.EvalConfig(
       model_specs=[
-          tfma.ModelSpec(name='candidate', signature_name=SERVING_EXAMPLES_SIGNATURE,
-                         label_key='wet',
-                         prediction_key='wet'),
-          tfma.ModelSpec(name='baseline', signature_name=SERVING_EXAMPLES_SIGNATURE,
-                         label_key='wet', prediction_key='wet', is_baseline=True),
+          tfma.ModelSpec(name='candidate', signature_name=contract.EXAMPLES_SIGNATURE,
+                         label_key=contract.WET,
+                         prediction_key=contract.WET_OUTPUT),
+          tfma.ModelSpec(name='baseline', signature_name=contract.EXAMPLES_SIGNATURE,
+                         label_key=contract.WET, prediction_key=contract.WET_OUTPUT,
+                         is_baseline=True),
       ],
-      slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=['source']),
-                     tfma.SlicingSpec(feature_keys=['source', 'channel'])],
+      slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[contract.SOURCE]),
+                     tfma.SlicingSpec(feature_keys=[contract.SOURCE, contract.CHANNEL])],
       metrics_specs=[tfma.MetricsSpec(metrics=[
           tfma.MetricConfig(class_name='ExampleCount'),
           metric('AudioESR'), metric('AudioRMSE'), metric('AudioIdentityESRdB'),
@@ -96,7 +97,9 @@ def example_gen_properties(config: PipelineConfig) -> Dict[str, Any]:
 def create_pipeline(config: PipelineConfig, train: TrainConfig,
                     metadata_connection_config=None,
                     check_inputs: bool = True,
-                    schema_file: str = SCHEMA_PATH) -> tfx.dsl.Pipeline:
+                    schema_file: str = SCHEMA_PATH,
+                    trainer_class=None,
+                    trainer_custom_config: Optional[Dict[str, Any]] = None) -> tfx.dsl.Pipeline:
   """Builds the DAG for one effect. ``train`` holds the model/training settings.
 
   ``metadata_connection_config`` is the local runner's ML Metadata store (None on
@@ -104,7 +107,10 @@ def create_pipeline(config: PipelineConfig, train: TrainConfig,
   fingerprinted now, so that new or changed recordings invalidate the cached examples
   (off when compiling for a cluster whose data this machine need not see).
   ``schema_file`` is the curated schema's path as the steps see it (inside the image on
-  a cluster).
+  a cluster). ``trainer_class`` chooses the Trainer component (default
+  ``tfx.components.Trainer``; the Kubeflow runner passes TFX's Vertex AI Training Trainer
+  for several workers, as TFX's templates choose it) and ``trainer_custom_config`` adds its
+  keys to the TrainConfig's in ``custom_config``.
   """
   train = train_config_for(config, train)
   example_gen = AudioExampleGen(
@@ -121,13 +127,13 @@ def create_pipeline(config: PipelineConfig, train: TrainConfig,
                                  examples=example_gen.outputs['examples'],
                                  allow_unlearnable=int(config.allow_unlearnable))
 
-  trainer = tfx.components.Trainer(
+  trainer = (trainer_class or tfx.components.Trainer)(
       run_fn=TRAINER_RUN_FN,
       examples=example_gen.outputs['examples'],
       schema=schema_gen.outputs['schema'],
       train_args=tfx.proto.TrainArgs(splits=['train'], num_steps=config.train_steps),
       eval_args=tfx.proto.EvalArgs(splits=['eval'], num_steps=None),
-      custom_config=train.to_custom_config())
+      custom_config={**train.to_custom_config(), **(trainer_custom_config or {})})
   trainer.add_upstream_node(anomalies_gate)
 
   model_resolver = tfx.dsl.Resolver(

@@ -79,7 +79,7 @@ def load_metrics(evaluation_uri: str,
                  model_name: Optional[str] = None) -> Dict[str, Dict[str, float]]:
   """Per-slice metrics from a TFMA output directory: of the candidate model (with its
   ``*_diff`` to the baseline), or of ``model_name`` ('baseline': the last blessed model)."""
-  import tensorflow_model_analysis as tfma
+  import tensorflow_model_analysis as tfma  # start-up: TFX
   result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
   out = {}
   for slice_key, by_output in result.slicing_metrics:

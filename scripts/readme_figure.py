@@ -26,8 +26,10 @@ def main(argv=None) -> int:
   parser.add_argument('--out', default=os.path.join('docs', 'spectrograms.png'))
   args = parser.parse_args(argv)
   import tensorflow as tf
-  from components import dsp, wav
-  from pipeline import plots
+  from components.audio import dsp
+  from components.audio import wav
+  from pipeline.report import plots
+  from schema import contract
   base = os.path.join(args.output_dir, 'serving', args.effect)
   versions = sorted((v for v in os.listdir(base) if v.isdigit()), key=int)
   if not versions:
@@ -37,7 +39,9 @@ def main(argv=None) -> int:
   wet, _ = wav.read_wav(os.path.join(data, f'{args.effect} - post - piano.wav'))
   n = min(len(dry), len(wet), int(SECONDS * info.sample_rate))
   model = tf.saved_model.load(os.path.join(base, versions[-1]))
-  predicted = model.signatures['serving_default'](audio=tf.constant(dry[:n].T))['wet'].numpy().T
+  signature = model.signatures[contract.SERVING_SIGNATURE]
+  predicted = signature(**{contract.AUDIO_INPUT: tf.constant(dry[:n].T)})[
+      contract.WET_OUTPUT].numpy().T
   title = (f'{args.effect}, piano test piece (never trained on): ESR '
            f'{dsp.esr_db(wet[:n], predicted):.1f} dB (output = input: '
            f'{dsp.esr_db(wet[:n], dry[:n]):.1f} dB)')

@@ -3,7 +3,7 @@ import os
 
 import numpy as np
 
-from components import wav
+from components.audio import wav
 
 
 def toy_effect(dry: np.ndarray) -> np.ndarray:

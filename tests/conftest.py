@@ -42,7 +42,7 @@ def tiny_config(output_dir, data_dir, **overrides):
 @pytest.fixture(scope='session')
 def tiny_data(tmp_path_factory):
   """2 s sweeps and a 3 s piano piece through the lowpass preset."""
-  from components import synth  # pylint: disable=g-import-not-at-top
+  from components.datagen import synth  # pylint: disable=g-import-not-at-top
   directory = str(tmp_path_factory.mktemp('data'))
   synth.synthesize(directory, effects=('lowpass',), seconds_per_signal=2.0, piano_seconds=3.0,
                    progress=False)

@@ -10,8 +10,10 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-from components import wav  # pylint: disable=g-import-not-at-top
-from pipeline import apply  # pylint: disable=g-import-not-at-top
+from components.audio import model_versions
+from components.audio import wav  # pylint: disable=g-import-not-at-top
+from pipeline.cli import apply_command  # pylint: disable=g-import-not-at-top
+from pipeline.inference import apply  # pylint: disable=g-import-not-at-top
 from trainer import architectures  # pylint: disable=g-import-not-at-top
 from trainer import export  # pylint: disable=g-import-not-at-top
 from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
@@ -170,7 +172,7 @@ def test_stream_mono_blocks_warm_up_and_reset():
 # --- Models --------------------------------------------------------------------------------
 
 def test_base_dir_resolves_to_newest_complete_version(model_base, local_model):
-  assert [v for v, _ in apply.list_versions(model_base)] == [10, 2]
+  assert [v for v, _ in model_versions.versions(model_base)] == [10, 2]
   assert local_model.version == '10' and local_model.info.version == '10'
   assert local_model.info.sample_rate == RATE and local_model.info.block_multiple == 16
   assert apply.LocalModel(os.path.join(model_base, '2')).version == '2'
@@ -262,7 +264,7 @@ def test_missing_input_names_the_file(tmp_path, local_model):
 
 def _parser():
   parser = argparse.ArgumentParser(prog='fxemu')
-  apply.add_apply_command(parser.add_subparsers(dest='command'))
+  apply_command.add_apply_command(parser.add_subparsers(dest='command'))
   return parser
 
 

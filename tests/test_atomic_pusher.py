@@ -5,6 +5,7 @@ import threading
 import pytest
 
 from components import atomic_pusher
+from components.audio import model_versions
 
 
 def _model(path, payload=b'graph'):
@@ -31,7 +32,7 @@ def test_same_model_again_is_not_copied_again(tmp_path):
   first = atomic_pusher.push_atomically(model, base)
   second = atomic_pusher.push_atomically(model, base)
   assert second == (first[0], first[1], False)
-  assert atomic_pusher.numeric_versions(base) == [first[1]]
+  assert [v for v, _ in model_versions.versions(base, complete_only=False)] == [first[1]]
 
 
 def test_versions_increase_strictly(tmp_path):
@@ -54,7 +55,7 @@ def test_a_watcher_never_sees_a_partial_version(tmp_path, monkeypatch):
 
   def watch():
     while not done.is_set():
-      for version in atomic_pusher.numeric_versions(base):
+      for version, _ in model_versions.versions(base, complete_only=False):
         folder = os.path.join(base, str(version))
         seen.append(os.path.isfile(os.path.join(folder, 'saved_model.pb')) and
                     os.path.isfile(os.path.join(folder, 'variables', 'variables.index')))
@@ -66,7 +67,7 @@ def test_a_watcher_never_sees_a_partial_version(tmp_path, monkeypatch):
   done.set()
   watcher.join()
   assert all(seen)
-  assert not [n for n in os.listdir(base) if n.startswith(atomic_pusher.STAGING_PREFIX)]
+  assert not [n for n in os.listdir(base) if n.startswith(model_versions.STAGING_PREFIX)]
 
 
 def test_failed_copy_leaves_no_version_and_no_staging(tmp_path, monkeypatch):

@@ -143,7 +143,7 @@ def test_other_runners_make_the_same_examples(tmp_path, data_dir, beam_args):
 def test_align_estimates_and_removes_latency(tmp_path):
   directory = tmp_path / 'data'
   directory.mkdir()
-  from components import wav
+  from components.audio import wav
   for name in ('sweep', 'piano'):
     pre, post, dry, _ = make_pair(str(directory), name, 3.0, sample_rate=RATE)
     late = np.concatenate([np.zeros([37, 2], np.float32), dry])[:len(dry) - 11]
@@ -170,7 +170,7 @@ def test_align_estimates_and_removes_latency(tmp_path):
 ])
 def test_bad_input_fails_cleanly_and_writes_nothing(tmp_path, data_dir, breakage, message):
   directory, _ = data_dir
-  from components import wav
+  from components.audio import wav
   if breakage == 'orphan':
     make_pair(directory, 'lonely', 1.0, sample_rate=RATE)
     os.remove(os.path.join(directory, 'toy - post - lonely.wav'))
@@ -199,7 +199,7 @@ def test_bad_input_fails_cleanly_and_writes_nothing(tmp_path, data_dir, breakage
 
 def test_corrupt_samples_found_during_decoding_leave_no_split(tmp_path, data_dir):
   directory, _ = data_dir
-  from components import wav
+  from components.audio import wav
   audio = np.zeros([3 * RATE, 2], np.float32)
   audio[100, 1] = np.inf
   wav.write_wav(os.path.join(directory, 'toy - post - squäre.wav'), audio, RATE, 'FLOAT')
@@ -212,7 +212,7 @@ def test_corrupt_samples_found_during_decoding_leave_no_split(tmp_path, data_dir
 
 def test_silent_recording_is_an_error_naming_the_file(tmp_path, data_dir):
   directory, _ = data_dir
-  from components import wav
+  from components.audio import wav
   _, post, _, _ = make_pair(directory, 'quiet', 3.0, sample_rate=RATE)
   wav.write_wav(post, np.zeros([3 * RATE, 2], np.float32), RATE)
   with pytest.raises(Exception, match='toy - post - quiet.wav: every sample is zero'):
@@ -222,7 +222,7 @@ def test_silent_recording_is_an_error_naming_the_file(tmp_path, data_dir):
 
 def test_clipped_recordings_are_reported_and_kept(tmp_path, data_dir):
   directory, _ = data_dir
-  from components import wav
+  from components.audio import wav
   pre, post, dry, wet = make_pair(directory, 'hot', 3.0, sample_rate=RATE)
   wav.write_wav(post, np.clip(wet * 8, -1, 1), RATE)  # the wet side clips hard
   examples = _run(tmp_path, _props(directory))
@@ -243,14 +243,14 @@ def test_directory_without_pairs(tmp_path):
 
 def test_tfrecord_writer_writes_what_tensorflow_writes(tmp_path):
   import gzip
-  from components import example_codec
+  from components.audio import tfexample
   records = [b'', b'x', os.urandom(1000), os.urandom(300000), b'tail']
   reference = str(tmp_path / 'reference.tfrecord')
   with tf.io.TFRecordWriter(reference) as writer:
     for record in records:
       writer.write(record)
   ours = str(tmp_path / 'ours.gz')
-  example_codec.write_tfrecord_file(ours, iter(records), compression_level=1)
+  tfexample.write_tfrecord_file(ours, iter(records), compression_level=1)
   with open(reference, 'rb') as f, gzip.open(ours, 'rb') as g:
     assert g.read() == f.read()    # same framing and checksums, one gzip member
   read = [r.numpy() for r in tf.data.TFRecordDataset([ours], compression_type='GZIP')]
@@ -260,10 +260,10 @@ def test_tfrecord_writer_writes_what_tensorflow_writes(tmp_path):
 
 
 def test_tfrecord_file_is_not_published_when_writing_fails(tmp_path):
-  from components import example_codec
+  from components.audio import tfexample
   path = str(tmp_path / 'data.gz')
   with pytest.raises(RuntimeError):
-    with example_codec.TFRecordFile(path) as f:
+    with tfexample.TFRecordFile(path) as f:
       f.write(b'record')
       raise RuntimeError('boom')
   assert os.listdir(tmp_path) == []
@@ -341,7 +341,7 @@ def test_align_trims_a_wet_side_that_leads(tmp_path):
   """The wet file was cut 0.25 s later than the dry one: --align trims the dry's start."""
   directory = tmp_path / 'data'
   directory.mkdir()
-  from components import wav
+  from components.audio import wav
   lead = RATE // 4
   for name in ('sweep', 'piano'):
     pre, post, dry, wet = make_pair(str(directory), name, 3.0, sample_rate=RATE)

@@ -1,8 +1,8 @@
-"""The capture check (components/capture_check.py, `fxemu check`, the gate before training).
+"""The capture check (components/audio/capture_check.py, `fxemu check`, the gate before training).
 
 Real pairs, no mocks: the dry side is the rich capture signal's noise bursts and ramps
-(components/capture_signals.py), the wet side a preset of components/effects.py (pedalboard),
-broken on purpose the way real captures go wrong. Each failure must get its own message
+(components/datagen/capture_signals.py), the wet side a preset of
+components/datagen/effects.py (pedalboard), broken on purpose the way real captures go wrong. Each failure must get its own message
 naming the file; a good pair of every preset must pass.
 """
 import dataclasses
@@ -17,11 +17,11 @@ import pedalboard
 import pytest
 
 from components import anomalies_gate
-from components import capture_check
-from components import capture_signals
-from components import effects
-from components import pairs as pairs_lib
-from components import wav
+from components.audio import capture_check
+from components.audio import pairs as pairs_lib
+from components.audio import wav
+from components.datagen import capture_signals
+from components.datagen import effects
 from pipeline import results
 from tests.conftest import REPO
 from tests.conftest import tiny_config
@@ -267,7 +267,7 @@ def test_summary_and_table_carry_every_pair(tmp_path, dry, lowpass_wet):
 
 
 def test_fxemu_run_lists_the_warnings_and_the_errors_it_let_through():
-  from pipeline import check
+  from pipeline.cli import check
   summary = {'check': {'errors': ['a.wav: leads'], 'warnings': ['b.wav: clipped']}}
   assert check.summary_lines(summary) == ['capture check:', '  b.wav: clipped']
   assert check.summary_lines(summary, allowed=True) == [
@@ -291,7 +291,7 @@ def test_the_gate_stops_on_errors_unless_allowed(tmp_path):
 
 def _fxemu(*argv, env=None):
   """`fxemu ARGS` from this checkout in a fresh process: (exit code, stdout, stderr)."""
-  process = subprocess.run([sys.executable, '-m', 'pipeline.cli', *argv], cwd=REPO,
+  process = subprocess.run([sys.executable, '-m', 'pipeline.cli.main', *argv], cwd=REPO,
                            env=dict(os.environ, PYTHONPATH=REPO, **(env or {})),
                            capture_output=True, text=True, timeout=600)
   return process.returncode, process.stdout, process.stderr
@@ -299,7 +299,7 @@ def _fxemu(*argv, env=None):
 
 def _check_command(capsys, *argv):
   """`fxemu check ARGS` in this process: (exit code, stdout)."""
-  from pipeline import cli
+  from pipeline.cli import main as cli
   args = cli.build_parser().parse_args(['check', *argv])
   code = args.func(args)
   return code, capsys.readouterr().out
@@ -327,7 +327,7 @@ def test_fxemu_check_prints_the_figures_and_exits_1_on_errors(tmp_path, dry, low
 
 
 def test_run_help_states_each_default_once(capsys):
-  from pipeline import cli
+  from pipeline.cli import main as cli
   with pytest.raises(SystemExit):
     cli.build_parser().parse_args(['run', '--help'])
   out = capsys.readouterr().out

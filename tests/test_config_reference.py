@@ -2,14 +2,14 @@
 import dataclasses
 
 from kubeflow.settings import KubeflowSettings
-from pipeline import config_reference
+from pipeline.cli import config_reference
 from pipeline.configs import PipelineConfig
 from trainer.config import TrainConfig
 
 
 def test_configuration_reference_is_up_to_date():
   assert config_reference.main(['--check']) == 0, (
-      'docs/configuration.md is stale: run .venv/bin/python -m pipeline.config_reference')
+      'docs/configuration.md is stale: run .venv/bin/python -m pipeline.cli.config_reference')
 
 
 def test_every_option_has_a_row_with_help_text():

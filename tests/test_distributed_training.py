@@ -15,7 +15,7 @@ import portpicker
 import pytest
 import tensorflow as tf
 
-from components import dsp
+from components.audio import dsp
 from tests.conftest import REPO
 from trainer import distribute
 from trainer import testing

@@ -1,13 +1,13 @@
-"""Property tests of the pure signal functions (components.dsp, split_plan, example_codec)."""
+"""Property tests of the pure signal functions (components.audio.dsp, split_plan, tfexample)."""
 import numpy as np
 import pytest
 import tensorflow as tf
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
-from components import dsp
-from components import split_plan
-from components.example_codec import encode_example
+from components.audio import dsp
+from components.audio import split_plan
+from components.audio.tfexample import encode_example
 
 SETTINGS = settings(max_examples=60, deadline=None)
 finite = st.floats(-1.0, 1.0, allow_nan=False, width=32)

@@ -177,7 +177,7 @@ def test_train_config_lets_extension_keys_through_but_not_typos():
 
 
 def test_compile_help_documents_the_cluster_and_precision_options(capsys):
-  from pipeline.cli import build_parser
+  from pipeline.cli.main import build_parser
   with pytest.raises(SystemExit):
     build_parser().parse_args(['kubeflow', 'compile', '--help'])
   text = ' '.join(capsys.readouterr().out.split())

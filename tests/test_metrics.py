@@ -3,7 +3,7 @@
 A tiny conv model (its FIR branch fitted by least squares to source 'lowpass', no
 gradient training) is exported and evaluated with tfma.run_model_analysis through its
 ``serving_examples`` signature, sliced by ``source``; the metric values are checked
-against NumPy (components.dsp) and thresholds against the expected blessing.
+against NumPy (components.audio.dsp) and thresholds against the expected blessing.
 """
 import os
 
@@ -14,7 +14,7 @@ import pytest  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
 
-from components import dsp  # pylint: disable=g-import-not-at-top
+from components.audio import dsp  # pylint: disable=g-import-not-at-top
 from trainer import architectures  # pylint: disable=g-import-not-at-top
 from trainer import export  # pylint: disable=g-import-not-at-top
 from trainer import fir_init  # pylint: disable=g-import-not-at-top

@@ -11,9 +11,11 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from components import dsp
+from components.audio import dsp
+from schema import contract
 from tests.conftest import REPO  # noqa: F401  (sets TF_USE_LEGACY_KERAS first)
 from trainer import architectures
+from trainer import layers as layers_lib
 from trainer import losses
 from trainer import model as model_lib
 from trainer import testing
@@ -68,7 +70,7 @@ def test_mixed_model_keeps_float32_edges_and_its_float32_copy_agrees(name):
   for float32_layer in expected:
     assert layers[float32_layer].compute_dtype == 'float32', float32_layer
   hidden = [l for l in core.layers if isinstance(l, (keras.layers.Conv1D, keras.layers.Dense,
-                                                    architectures.WaveNetLayer))]
+                                                    layers_lib.WaveNetLayer))]
   assert hidden and all(l.compute_dtype == 'bfloat16' for l in hidden)
   assert all(w.dtype == tf.float32 for w in core.weights)   # float32 master weights
   # Make every branch contribute (the decoders start at zero).
@@ -128,7 +130,7 @@ def _train(root, dataset, mixed_precision, command_line=False):
     model_lib.run_fn(FnArgs(train_files=[dataset['train']], eval_files=[dataset['eval']],
                             serving_model_dir=serving, model_run_dir=run,
                             custom_config=TrainConfig(**values).to_custom_config()))
-  with open(os.path.join(run, model_lib.SUMMARY_FILE)) as f:
+  with open(os.path.join(run, contract.TRAINING_SUMMARY_FILE)) as f:
     return serving, json.load(f)
 
 

@@ -1,23 +1,38 @@
 """The real TFX pipeline end to end (LocalDagRunner, Beam DirectRunner) on a tiny data set.
 
 One run (``first_run``, shared by the session: tests/conftest.py) is checked for its
-artifacts, then re-run to check the cache, the release gate (a model is pushed only when
-blessed) and the anomaly stop.
+artifacts; each test that runs the pipeline again (the cache, the release gate: a model is
+pushed only when blessed) does so on its own copy of that run (``own_run``), so the tests
+pass in any order and leave the shared run as it was. The anomaly stop has its own data.
 """
 import dataclasses
 import os
+import shutil
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import wav
+from components.audio import wav
 from pipeline import local_runner
 from pipeline import results
 from pipeline.configs import PipelineConfig
 from tests.conftest import TINY_TRAIN
 from tests.conftest import tiny_config
 from trainer.config import TrainConfig
+
+
+
+@pytest.fixture
+def own_run(first_run, tmp_path):
+  """(config, RunResult) of a copy of the shared first run: output directory, metadata
+  store and serving directory (the artifacts the store points at are the shared run's,
+  only read)."""
+  config, result = first_run
+  output = str(tmp_path / 'run')
+  shutil.copytree(config.output_dir, output, symlinks=True)
+  return dataclasses.replace(config, output_dir=output), result
+
 
 def _versions(serving_path):
   return sorted(v for v in os.listdir(serving_path) if v.isdigit()) \
@@ -46,8 +61,8 @@ def test_run_produces_splits_metrics_and_a_pushed_model(first_run):
   assert list(out.values())[0].shape == (2, 3000)
 
 
-def test_rerun_is_served_from_the_cache(first_run):
-  config, first = first_run
+def test_rerun_is_served_from_the_cache(own_run):
+  config, first = own_run
   local_runner.run(config, TrainConfig(**TINY_TRAIN))
   again = results.read_run(config.metadata_path, config.pipeline_name)
   states = {s.name: s.state for s in again.stages}
@@ -56,8 +71,8 @@ def test_rerun_is_served_from_the_cache(first_run):
   assert len(_versions(config.serving_path)) == 1
 
 
-def test_a_model_that_fails_the_gate_is_not_pushed(first_run):
-  config, _ = first_run
+def test_a_model_that_fails_the_gate_is_not_pushed(own_run):
+  config, _ = own_run
   before = _versions(config.serving_path)
   strict = dataclasses.replace(config, esr_threshold_db=-300.0)
   local_runner.run(strict, TrainConfig(**TINY_TRAIN))
@@ -68,10 +83,10 @@ def test_a_model_that_fails_the_gate_is_not_pushed(first_run):
   assert _versions(config.serving_path) == before and len(before) == 1
 
 
-def test_a_model_worse_than_the_last_blessed_one_is_not_pushed(first_run):
+def test_a_model_worse_than_the_last_blessed_one_is_not_pushed(own_run):
   """A weaker model (an 8-tap linear branch, one epoch) that still beats output = input."""
   import tensorflow_model_analysis as tfma
-  config, first = first_run
+  config, first = own_run
   before = _versions(config.serving_path)
   weaker = TrainConfig(**dict(TINY_TRAIN, epochs=1, fir_taps=8, fir_lookahead=2))
   local_runner.run(config, weaker)

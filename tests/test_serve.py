@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import requests
 
-from components import wav
-from pipeline import apply
-from pipeline import serve
+from components.audio import wav
+from pipeline.inference import apply
+from pipeline.inference import serve
 from tests.test_apply import RATE, export_tiny_model
 
 MAX_BYTES = 256 << 10   # small request limit, so oversized requests are cheap to make

@@ -8,6 +8,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 from tfx.types import standard_artifacts
 
 from components import serving_check
+from schema import contract
 
 
 class _Module(tf.Module):
@@ -44,7 +45,7 @@ def test_good_model_is_blessed_with_a_warmup_file(tmp_path):
   assert blessing.get_int_custom_property('blessed') == 1
   assert blessing.get_int_custom_property('has_model') == 1
   stamped = os.path.join(blessing.uri, 'stamped_model')
-  warmup = os.path.join(stamped, serving_check.WARMUP_FILE)
+  warmup = os.path.join(stamped, contract.WARMUP_FILE)
   records = list(tf.data.TFRecordDataset(warmup))
   assert len(records) >= 1
   log = prediction_log_pb2.PredictionLog.FromString(records[0].numpy())

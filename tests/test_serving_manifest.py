@@ -5,7 +5,7 @@ import re
 import pytest
 import yaml
 
-from pipeline import apply
+from components.audio import model_versions
 
 MANIFEST = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                         'kubeflow', 'serving.yaml')
@@ -88,5 +88,5 @@ def test_model_base_path_follows_the_pusher_layout(container, docs, tmp_path):
   version_dir = tmp_path / relative / '1700000000'
   (version_dir / 'variables').mkdir(parents=True)
   (version_dir / 'saved_model.pb').write_bytes(b'')
-  assert apply.list_versions(str(tmp_path / relative)) == [(1700000000, str(version_dir))]
+  assert model_versions.versions(str(tmp_path / relative)) == [(1700000000, str(version_dir))]
   assert not re.search(r'/\d+/?$', base) and not base.endswith('saved_model.pb')

@@ -10,10 +10,10 @@ import pytest
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
-from components import wav  # pylint: disable=g-import-not-at-top
-from pipeline import apply  # pylint: disable=g-import-not-at-top
-from pipeline import cli  # pylint: disable=g-import-not-at-top
-from pipeline import stream  # pylint: disable=g-import-not-at-top
+from components.audio import wav  # pylint: disable=g-import-not-at-top
+from pipeline.inference import apply  # pylint: disable=g-import-not-at-top
+from pipeline.cli import main as cli  # pylint: disable=g-import-not-at-top
+from pipeline.inference import stream  # pylint: disable=g-import-not-at-top
 from tests.test_apply import TINY_CONFIGS, export_tiny_model  # pylint: disable=g-import-not-at-top
 from tests.test_streaming import BLOCKINGS, CONFIGS  # pylint: disable=g-import-not-at-top
 

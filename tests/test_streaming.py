@@ -8,8 +8,10 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
+from schema import contract  # pylint: disable=g-import-not-at-top
 from trainer import architectures  # pylint: disable=g-import-not-at-top
 from trainer import export  # pylint: disable=g-import-not-at-top
+from trainer import receptive_field  # pylint: disable=g-import-not-at-top
 from trainer import streaming  # pylint: disable=g-import-not-at-top
 from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
 
@@ -81,7 +83,7 @@ def test_stream_equals_the_whole_file(name, audio):
   config = CONFIGS[name]
   model = random_model(config)
   streamer = streaming.Streamer(model, config)
-  assert streamer.latency == architectures.receptive_field_extent(config)[1]
+  assert streamer.latency == receptive_field.receptive_field_extent(config)[1]
   expected = late(model(audio).numpy(), streamer.latency)
   step = compiled(streamer)
   for blocking, sizes in sorted(BLOCKINGS.items()):
@@ -146,8 +148,8 @@ def test_savedmodel_stream_signature_equals_the_whole_file(exported, audio):
   streamer = streaming.Streamer(model, config)
   assert (meta['stream_state_size'], meta['stream_latency_samples']) == (
       streamer.state_size, streamer.latency)
-  assert export.STREAM_SIGNATURE in meta['signatures']
-  signature = tf.saved_model.load(path).signatures[export.STREAM_SIGNATURE]
+  assert contract.STREAM_SIGNATURE in meta['signatures']
+  signature = tf.saved_model.load(path).signatures[contract.STREAM_SIGNATURE]
   state, outs = np.zeros([2, meta['stream_state_size']], np.float32), []
   for start in range(0, audio.shape[1], 128):
     result = signature(audio=tf.constant(audio[:, start:start + 128]), state=tf.constant(state))
@@ -162,8 +164,8 @@ def test_tflite_stream_matches_the_savedmodel(exported, audio):
   path, _, _ = exported
   tflite = export.stream_tflite(path)
   runner = tf.lite.Interpreter(model_content=tflite).get_signature_runner(
-      export.STREAM_SIGNATURE)
-  signature = tf.saved_model.load(path).signatures[export.STREAM_SIGNATURE]
+      contract.STREAM_SIGNATURE)
+  signature = tf.saved_model.load(path).signatures[contract.STREAM_SIGNATURE]
   size = export.read_metadata(path)['stream_state_size']
   lite_state = saved_state = np.zeros([2, size], np.float32)
   for start in range(0, audio.shape[1], 100):

@@ -7,12 +7,12 @@ from hypothesis import strategies as st
 import numpy as np
 import pytest
 
-from components import capture_signals
-from components import effects
-from components import piano
-from components import signals
-from components import synth
-from components import wav
+from components.audio import wav
+from components.datagen import capture_signals
+from components.datagen import effects
+from components.datagen import piano
+from components.datagen import signals
+from components.datagen import synth
 
 SR = 44100
 SECONDS = 1.0          # per sweep signal in the small data set

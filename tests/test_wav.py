@@ -5,7 +5,7 @@ import struct
 import numpy as np
 import pytest
 
-from components import wav
+from components.audio import wav
 
 
 @pytest.mark.parametrize('subtype,tolerance', [('PCM_U8', 1 / 127), ('PCM_16', 1 / 32767),

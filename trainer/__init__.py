@@ -3,7 +3,9 @@
 Modules (one concept each):
 
 * :mod:`trainer.config` -- ``TrainConfig``, every option with default and help text.
-* :mod:`trainer.architectures` -- conv (default), dense and tcn models; receptive field.
+* :mod:`trainer.architectures` -- the model builders (conv, dense, tcn, wavenet, hybrid).
+* :mod:`trainer.layers` -- their custom Keras layers.
+* :mod:`trainer.receptive_field` -- how far each model sees; the block multiple.
 * :mod:`trainer.losses` -- ESR, pre-emphasised ESR, DC, MSE, multi-resolution STFT.
 * :mod:`trainer.train_metrics` -- streaming Keras ESR / ESR dB for training logs.
 * :mod:`trainer.data` -- tf.data input from the ExampleGen's GZIP TFRecords.

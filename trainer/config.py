@@ -2,9 +2,8 @@
 
 The pipeline passes it to the TFX Trainer as ``custom_config`` (a flat JSON-able dict,
 see :meth:`TrainConfig.to_custom_config`) and ``run_fn`` reads it back with
-:meth:`TrainConfig.from_custom_config`. Command-line flags can be generated from the
-fields: each has a default and ``metadata['help']``; :meth:`TrainConfig.parse_field`
-turns a flag's text into the field's type (tuples are comma-separated).
+:meth:`TrainConfig.from_custom_config`. Every field has a default and ``metadata['help']``:
+:mod:`pipeline.flags` makes the command-line flags and ``FXEMU_*`` variables of them.
 
 Lengths are in samples unless a name says otherwise.
 """
@@ -285,14 +284,6 @@ class TrainConfig:
   def field_help(cls) -> Dict[str, str]:
     """name -> help text, in declaration order."""
     return {f.name: f.metadata['help'] for f in dataclasses.fields(cls)}
-
-  @classmethod
-  def parse_field(cls, name: str, text: str) -> Any:
-    """Converts a command-line string to the type of field ``name``.
-
-    Booleans accept true/false/1/0/yes/no; tuples are comma-separated integers.
-    """
-    return cls._coerce(name, text)
 
   @classmethod
   def _coerce(cls, name: str, value: Any) -> Any:

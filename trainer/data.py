@@ -14,15 +14,15 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
+from schema import contract
 from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
 
-DRY, WET = 'dry', 'wet'
 
 
 def feature_spec(config: TrainConfig):
   """Parsing spec of the two features the model needs, with their fixed lengths."""
-  return {DRY: tf.io.FixedLenFeature([config.input_samples], tf.float32),
-          WET: tf.io.FixedLenFeature([config.window_samples], tf.float32)}
+  return {contract.DRY: tf.io.FixedLenFeature([config.input_samples], tf.float32),
+          contract.WET: tf.io.FixedLenFeature([config.window_samples], tf.float32)}
 
 
 def list_files(file_patterns: Iterable[str]) -> List[str]:
@@ -53,10 +53,12 @@ def count_examples(file_patterns) -> int:
 
 def check_example_lengths(file_patterns, config: TrainConfig) -> None:
   """Raises ValueError if the first example's dry/wet lengths differ from the config's."""
-  spec = {DRY: tf.io.VarLenFeature(tf.float32), WET: tf.io.VarLenFeature(tf.float32)}
+  spec = {contract.DRY: tf.io.VarLenFeature(tf.float32),
+          contract.WET: tf.io.VarLenFeature(tf.float32)}
   for record in _records(file_patterns).take(1):
     parsed = tf.io.parse_single_example(record, spec)
-    dry, wet = int(tf.size(parsed[DRY].values)), int(tf.size(parsed[WET].values))
+    dry = int(tf.size(parsed[contract.DRY].values))
+    wet = int(tf.size(parsed[contract.WET].values))
     if (dry, wet) != (config.input_samples, config.window_samples):
       raise ValueError(
           f'examples have dry/wet lengths {dry}/{wet} samples but the TrainConfig expects '
@@ -89,7 +91,7 @@ def make_dataset(file_patterns, config: TrainConfig, batch_size: int, training: 
 
   def parse(record):
     features = tf.io.parse_single_example(record, spec)
-    return features[DRY][left:stop], features[WET]
+    return features[contract.DRY][left:stop], features[contract.WET]
 
   ds = _records(file_patterns).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
   if config.cache:

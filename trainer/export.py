@@ -28,43 +28,43 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 import tf_keras as keras  # pylint: disable=g-import-not-at-top
 
+from schema import contract  # pylint: disable=g-import-not-at-top
 from trainer import architectures  # pylint: disable=g-import-not-at-top
+from trainer import receptive_field  # pylint: disable=g-import-not-at-top
 from trainer import streaming  # pylint: disable=g-import-not-at-top
 from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
-
-ASSET_NAME = 'fxemu.json'
-AUDIO_SIGNATURE = 'serving_default'
-EXAMPLES_SIGNATURE = 'serving_examples'
-STREAM_SIGNATURE = 'stream'
 
 
 def metadata(model: keras.Model, config: TrainConfig) -> Dict[str, Any]:
   """Contents of ``fxemu.json``."""
-  past, future = architectures.receptive_field_extent(config)
+  past, future = receptive_field.receptive_field_extent(config)
   stream = {}
   if not streaming.streamable(config):
     streamer = streaming.Streamer(model, config)
-    stream = {STREAM_SIGNATURE: {
-        'inputs': {'audio': '[batch, samples] float32',
-                   'state': f'[batch, {streamer.state_size}] float32'},
-        'outputs': {'wet': '[batch, samples] float32',
-                    'state': f'[batch, {streamer.state_size}] float32'}}}
+    stream = {contract.STREAM_SIGNATURE: {
+        'inputs': {contract.AUDIO_INPUT: '[batch, samples] float32',
+                   contract.STATE: f'[batch, {streamer.state_size}] float32'},
+        'outputs': {contract.WET_OUTPUT: '[batch, samples] float32',
+                    contract.STATE: f'[batch, {streamer.state_size}] float32'}}}
   return {
       'model': config.model,
       'sample_rate': config.sample_rate,
       'receptive_field_samples': past + 1 + future,
       'receptive_field_past_samples': past,
       'receptive_field_future_samples': future,
-      'block_multiple': architectures.block_multiple(config),
+      'block_multiple': receptive_field.block_multiple(config),
       'window_samples': config.window_samples,
       'context_samples': config.context_samples,
       'parameter_count': architectures.parameter_count(model),
       'stream_state_size': streamer.state_size if stream else 0,
       'stream_latency_samples': streamer.latency if stream else None,
-      'signatures': {AUDIO_SIGNATURE: {'inputs': {'audio': '[batch, samples] float32'},
-                                       'outputs': {'wet': '[batch, samples] float32'}},
-                     EXAMPLES_SIGNATURE: {'inputs': {'examples': '[batch] string'},
-                                          'outputs': {'wet': '[batch, window] float32'}},
+      'signatures': {
+          contract.SERVING_SIGNATURE: {
+              'inputs': {contract.AUDIO_INPUT: '[batch, samples] float32'},
+              'outputs': {contract.WET_OUTPUT: '[batch, samples] float32'}},
+          contract.EXAMPLES_SIGNATURE: {
+              'inputs': {contract.EXAMPLES_INPUT: '[batch] string'},
+              'outputs': {contract.WET_OUTPUT: '[batch, window] float32'}},
                      **stream},
       'train_config': config.to_custom_config(),
   }
@@ -84,43 +84,45 @@ class ServingModule(tf.Module):
     if not streaming.streamable(config):
       self.streamer = streaming.Streamer(model, config)
       self.serve_stream = tf.function(self._stream, input_signature=[
-          tf.TensorSpec([None, None], tf.float32, name='audio'),
-          tf.TensorSpec([None, self.streamer.state_size], tf.float32, name='state')])
+          tf.TensorSpec([None, None], tf.float32, name=contract.AUDIO_INPUT),
+          tf.TensorSpec([None, self.streamer.state_size], tf.float32, name=contract.STATE)])
 
   def _stream(self, audio, state):
     wet, state = self.streamer.step(audio, state)
-    return {'wet': wet, 'state': state}
+    return {contract.WET_OUTPUT: wet, contract.STATE: state}
 
-  @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name='audio')])
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, None], tf.float32, name=contract.AUDIO_INPUT)])
   def serve_audio(self, audio):
-    return {'wet': self.model(audio, training=False)}
+    return {contract.WET_OUTPUT: self.model(audio, training=False)}
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+  @tf.function(input_signature=[
+      tf.TensorSpec([None], tf.string, name=contract.EXAMPLES_INPUT)])
   def serve_examples(self, examples):
     features = tf.io.parse_example(
-        examples, {'dry': tf.io.FixedLenFeature([self._input_samples], tf.float32)})
-    wet = self.model(features['dry'], training=False)
-    return {'wet': wet[:, self._context:self._context + self._window]}
+        examples, {contract.DRY: tf.io.FixedLenFeature([self._input_samples], tf.float32)})
+    wet = self.model(features[contract.DRY], training=False)
+    return {contract.WET_OUTPUT: wet[:, self._context:self._context + self._window]}
 
 
 def export_serving_model(model: keras.Model, config: TrainConfig, export_dir: str) -> str:
   """Writes the SavedModel (with ``assets/fxemu.json``) to ``export_dir``; returns it."""
   with tempfile.TemporaryDirectory() as scratch:
-    asset_path = os.path.join(scratch, ASSET_NAME)
+    asset_path = os.path.join(scratch, contract.MODEL_INFO_FILE)
     with open(asset_path, 'w') as f:
       json.dump(metadata(model, config), f, indent=2, sort_keys=True)
     module = ServingModule(model, config, asset_path)
-    signatures = {AUDIO_SIGNATURE: module.serve_audio,
-                  EXAMPLES_SIGNATURE: module.serve_examples}
+    signatures = {contract.SERVING_SIGNATURE: module.serve_audio,
+                  contract.EXAMPLES_SIGNATURE: module.serve_examples}
     if module.streamer is not None:
-      signatures[STREAM_SIGNATURE] = module.serve_stream
+      signatures[contract.STREAM_SIGNATURE] = module.serve_stream
     tf.saved_model.save(module, export_dir, signatures=signatures)
   return export_dir
 
 
 def read_metadata(export_dir: str) -> Dict[str, Any]:
   """The ``fxemu.json`` of an exported model."""
-  with tf.io.gfile.GFile(os.path.join(export_dir, 'assets', ASSET_NAME)) as f:
+  with tf.io.gfile.GFile(os.path.join(export_dir, 'assets', contract.MODEL_INFO_FILE)) as f:
     return json.load(f)
 
 
@@ -132,11 +134,11 @@ def stream_tflite(export_dir: str) -> bytes:
   ``tf.lite.Interpreter`` and the TFLite runtime with Flex support provide. Raises
   ValueError if the model has no ``stream`` signature.
   """
-  if STREAM_SIGNATURE not in read_metadata(export_dir).get('signatures', {}):
-    raise ValueError(f'{export_dir}: the model has no {STREAM_SIGNATURE!r} signature '
+  if contract.STREAM_SIGNATURE not in read_metadata(export_dir).get('signatures', {}):
+    raise ValueError(f'{export_dir}: the model has no {contract.STREAM_SIGNATURE!r} signature '
                      '(its architecture cannot stream)')
   converter = tf.lite.TFLiteConverter.from_saved_model(export_dir,
-                                                       signature_keys=[STREAM_SIGNATURE])
+                                                       signature_keys=[contract.STREAM_SIGNATURE])
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS,
                                          tf.lite.OpsSet.SELECT_TF_OPS]
   return converter.convert()

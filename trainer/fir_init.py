@@ -54,7 +54,7 @@ class FIRLeastSquares:
     self.examples += len(dry)
 
   def solve(self, ridge: float = 1e-8) -> np.ndarray:
-    """The filter h (float32 ``[taps]``, :class:`trainer.architectures.FIRFilter` order).
+    """The filter h (float32 ``[taps]``, :class:`trainer.layers.FIRFilter` order).
 
     ``ridge`` is Tikhonov regularisation relative to the mean diagonal; all zeros if
     no signal was seen.

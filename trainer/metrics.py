@@ -4,8 +4,12 @@ The model is evaluated through its ``serving_examples`` signature, whose ``wet``
 is the prediction of the ``wet`` label. All metrics share one pass over the data (a
 combiner of sums); each key is derived from it.
 
-Keys (one value per slice; sums run over every sample of every example of the slice,
-so with the test split tiled by non-overlapping windows they are whole-file values):
+Keys (one value per slice; sums run over every sample of every example of the slice).
+The test split tiles each test part with hop = window, but
+:func:`components.audio.split_plan.plan_track` moves the last window back to end at the
+end of the recording, so it overlaps its neighbour and the samples they share count
+twice: the values are whole-file values up to that one doubled stretch per file and
+channel (the run report scores the whole files exactly):
 
 * ``esr``: ``sum((y - y_hat)^2) / sum(y^2)``, y = wet label, y_hat = prediction.
 * ``esr_db``: ``10 log10(esr)``.
@@ -14,7 +18,7 @@ so with the test split tiled by non-overlapping windows they are whole-file valu
   ``dry[c : c + len(wet)]`` with ``c = (len(dry) - len(wet)) // 2``).
 * ``esr_db_vs_identity``: ``esr_db - identity_esr_db``; negative = better than nothing.
 * ``identity_rmse``: RMSE of doing nothing.
-* ``mrstft``: multi-resolution STFT distance (:func:`components.dsp.mrstft_from_sums`):
+* ``mrstft``: multi-resolution STFT distance (:func:`components.audio.dsp.mrstft_from_sums`):
   spectral convergence plus log-magnitude error, averaged over FFT sizes 2048, 512, 128.
   Phase-invariant, so it credits a modulated effect (phaser, chorus) whose LFO phase a
   model cannot know. Its frames lie inside each example's window.
@@ -30,8 +34,8 @@ metrics and reports "Metric not found" for these)::
 
   tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(signature_name='serving_examples',
-                                  label_key='wet', prediction_key='wet')],
-      slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=['source'])],
+                                  label_key=contract.WET, prediction_key=contract.WET_OUTPUT)],
+      slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[contract.SOURCE])],
       metrics_specs=[tfma.MetricsSpec(metrics=[
           tfma.MetricConfig(class_name='AudioErrorMetrics', module='trainer.metrics'),
           tfma.MetricConfig(class_name='AudioESRdB', module='trainer.metrics',
@@ -44,7 +48,6 @@ as a per-slice threshold.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Dict, Iterable, Optional, Sequence
 
 import apache_beam as beam
@@ -54,7 +57,8 @@ from tensorflow_model_analysis.metrics import metric_util
 from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.utils import util
 
-from components import dsp
+from components.audio import dsp
+from schema import contract
 
 ESR = 'esr'
 ESR_DB = 'esr_db'
@@ -64,32 +68,18 @@ ESR_DB_VS_IDENTITY = 'esr_db_vs_identity'
 IDENTITY_RMSE = 'identity_rmse'
 MRSTFT = 'mrstft'
 KEYS = (ESR, ESR_DB, RMSE, IDENTITY_ESR_DB, ESR_DB_VS_IDENTITY, IDENTITY_RMSE, MRSTFT)
-EPS = 1e-12          # as components.dsp.esr
-DB_FLOOR = 1e-30     # as components.dsp.to_db
 
 
-def _db(ratio: float) -> float:
-  return 10.0 * math.log10(max(ratio, DB_FLOOR))
+# --- Formulas: dsp.ErrorSums (reference = output = input) -> value ---------------------
 
-
-# --- Formulas: _Sums -> value --------------------------------------------------------
-
-def _esr(s) -> float:
-  return s.error / max(s.energy, EPS)
-
-
-def _identity_esr(s) -> float:
-  return s.identity_error / max(s.energy, EPS)
-
-
-FORMULAS: Dict[str, Callable[[Any], float]] = {
-    ESR: _esr,
-    ESR_DB: lambda s: _db(_esr(s)),
-    RMSE: lambda s: math.sqrt(s.error / s.samples) if s.samples else 0.0,
-    IDENTITY_ESR_DB: lambda s: _db(_identity_esr(s)),
-    ESR_DB_VS_IDENTITY: lambda s: _db(_esr(s)) - _db(_identity_esr(s)),
-    IDENTITY_RMSE: lambda s: math.sqrt(s.identity_error / s.samples) if s.samples else 0.0,
-    MRSTFT: lambda s: dsp.mrstft_from_sums(s.stft),
+FORMULAS: Dict[str, Callable[[dsp.ErrorSums], float]] = {
+    ESR: lambda s: s.esr(),
+    ESR_DB: lambda s: s.esr_db(),
+    RMSE: lambda s: s.rmse(),
+    IDENTITY_ESR_DB: lambda s: s.reference_esr_db(),
+    ESR_DB_VS_IDENTITY: lambda s: s.esr_db() - s.reference_esr_db(),
+    IDENTITY_RMSE: lambda s: s.reference_rmse(),
+    MRSTFT: lambda s: s.mrstft(),
 }
 
 
@@ -103,7 +93,7 @@ class AudioErrorMetrics(metric_types.Metric):
     dry_feature_key: feature holding the model input; its centre is the identity output.
   """
 
-  def __init__(self, name: str = 'audio_error_metrics', dry_feature_key: str = 'dry'):
+  def __init__(self, name: str = 'audio_error_metrics', dry_feature_key: str = contract.DRY):
     super().__init__(metric_util.merge_per_key_computations(_computations),
                      name=name, formulas=list(KEYS), key_names=list(KEYS),
                      dry_feature_key=dry_feature_key)
@@ -113,7 +103,7 @@ class _SingleKeyMetric(metric_types.Metric):
   """One key, named ``name`` (so that a MetricConfig threshold can refer to it)."""
   FORMULA = ''
 
-  def __init__(self, name: Optional[str] = None, dry_feature_key: str = 'dry'):
+  def __init__(self, name: Optional[str] = None, dry_feature_key: str = contract.DRY):
     super().__init__(metric_util.merge_per_key_computations(_computations),
                      name=name or self.FORMULA, formulas=[self.FORMULA],
                      key_names=[name or self.FORMULA], dry_feature_key=dry_feature_key)
@@ -174,7 +164,7 @@ def _computations(
     name: str = '',
     formulas: Sequence[str] = KEYS,
     key_names: Sequence[str] = KEYS,
-    dry_feature_key: str = 'dry',
+    dry_feature_key: str = contract.DRY,
     eval_config: Optional[config_pb2.EvalConfig] = None,
     model_name: str = '',
     output_name: str = '',
@@ -201,21 +191,9 @@ def _computations(
   return computations
 
 
-class _Sums:
-  """Weighted sums over samples: error, target energy, identity error, sample count, and
-  the multi-resolution STFT sums (:func:`components.dsp.mrstft_sums`)."""
-  __slots__ = ['error', 'energy', 'identity_error', 'samples', 'stft']
-
-  def __init__(self):
-    self.error = 0.0
-    self.energy = 0.0
-    self.identity_error = 0.0
-    self.samples = 0.0
-    self.stft = np.zeros([len(dsp.MRSTFT_FFT_SIZES), 4])
-
-
 class _AudioErrorCombiner(beam.CombineFn):
-  """Accumulates :class:`_Sums` over a slice; outputs them under a private key."""
+  """Accumulates :class:`components.audio.dsp.ErrorSums` over a slice (the reference is
+  output = input); outputs them under a private key."""
 
   def __init__(self, key: metric_types.MetricKey, dry_feature_key: str,
                eval_config: Optional[config_pb2.EvalConfig], model_name: str,
@@ -227,11 +205,11 @@ class _AudioErrorCombiner(beam.CombineFn):
     self._output_name = output_name
     self._example_weighted = example_weighted
 
-  def create_accumulator(self) -> _Sums:
-    return _Sums()
+  def create_accumulator(self) -> dsp.ErrorSums:
+    return dsp.ErrorSums()
 
-  def add_input(self, accumulator: _Sums,
-                element: metric_types.StandardMetricInputs) -> _Sums:
+  def add_input(self, accumulator: dsp.ErrorSums,
+                element: metric_types.StandardMetricInputs) -> dsp.ErrorSums:
     dry = util.get_by_keys(element.features, [self._dry_key], optional=True)
     if dry is None:
       raise ValueError(f'the audio metrics need the feature {self._dry_key!r} (the model '
@@ -249,25 +227,17 @@ class _AudioErrorCombiner(beam.CombineFn):
         raise ValueError(f'feature {self._dry_key!r} ({dry_values.shape[-1]} samples) is '
                          f'shorter than the label ({length} samples)')
       centre = dry_values[..., context:context + length].reshape(label.shape)
-      w = float(np.asarray(weight).reshape(-1)[0])
-      accumulator.error += w * float(np.sum((label - prediction) ** 2))
-      accumulator.energy += w * float(np.sum(label ** 2))
-      accumulator.identity_error += w * float(np.sum((label - centre) ** 2))
-      accumulator.samples += w * label.size
-      for target, predicted in zip(label.reshape(-1, length), prediction.reshape(-1, length)):
-        accumulator.stft = accumulator.stft + w * dsp.mrstft_sums(target, predicted)
+      accumulator.add(label, prediction, float(np.asarray(weight).reshape(-1)[0]),
+                      reference=centre)
     return accumulator
 
-  def merge_accumulators(self, accumulators: Iterable[_Sums]) -> _Sums:
+  def merge_accumulators(self, accumulators: Iterable[dsp.ErrorSums]) -> dsp.ErrorSums:
     accumulators = iter(accumulators)
     result = next(accumulators)
     for other in accumulators:
-      result.error += other.error
-      result.energy += other.energy
-      result.identity_error += other.identity_error
-      result.samples += other.samples
-      result.stft = result.stft + other.stft
+      result.merge(other)
     return result
 
-  def extract_output(self, accumulator: _Sums) -> Dict[metric_types.MetricKey, _Sums]:
+  def extract_output(self, accumulator: dsp.ErrorSums
+                     ) -> Dict[metric_types.MetricKey, dsp.ErrorSums]:
     return {self._key: accumulator}

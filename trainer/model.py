@@ -24,6 +24,7 @@ from absl import logging  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 import tf_keras as keras  # pylint: disable=g-import-not-at-top
 
+from schema import contract
 from trainer import architectures  # pylint: disable=g-import-not-at-top
 from trainer import callbacks as callbacks_lib  # pylint: disable=g-import-not-at-top
 from trainer import data  # pylint: disable=g-import-not-at-top
@@ -31,11 +32,11 @@ from trainer import distribute  # pylint: disable=g-import-not-at-top
 from trainer import export  # pylint: disable=g-import-not-at-top
 from trainer import fir_init  # pylint: disable=g-import-not-at-top
 from trainer import losses  # pylint: disable=g-import-not-at-top
+from trainer import receptive_field  # pylint: disable=g-import-not-at-top
 from trainer import train_metrics  # pylint: disable=g-import-not-at-top
 from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
 
 MONITOR = 'val_esr_db'
-SUMMARY_FILE = 'fxemu_training.json'
 
 
 FLOAT32 = 'float32'
@@ -102,7 +103,7 @@ def input_crop(config: TrainConfig) -> Tuple[int, int]:
   and ``future`` ahead needs only that much, so the trainer drops the rest before the
   model sees it (a wavenet computes every input sample, so unused context is wasted work).
   """
-  past, future = architectures.receptive_field_extent(config)
+  past, future = receptive_field.receptive_field_extent(config)
   return (max(0, config.context_samples - past), max(0, config.context_samples - future))
 
 
@@ -111,7 +112,7 @@ def training_model(core: keras.Model, config: TrainConfig) -> keras.Model:
   a training piece) -> the ``n`` samples of ``core(dry)`` aligned with the ``wet`` target,
   ``[b, n]``."""
   left, right = input_crop(config)
-  dry = keras.Input(shape=[None], name='dry')
+  dry = keras.Input(shape=[None], name=contract.DRY)
   wet = ContextCrop(config.context_samples - left, config.context_samples - right,
                     name='centre', dtype=FLOAT32)(core(dry))
   return keras.Model(dry, wet, name='fxemu_train')
@@ -171,7 +172,7 @@ def run_fn(fn_args) -> None:
   config = TrainConfig.from_custom_config(fn_args.custom_config)
   keras.utils.set_random_seed(config.seed)
   logging.info('TrainConfig: %s', json.dumps(config.to_custom_config()))
-  logging.info('%s', architectures.describe(config))
+  logging.info('%s', receptive_field.describe(config))
   policy = precision_policy(config.mixed_precision, gpu_capabilities())
   logging.info('Precision policy: %s (mixed_precision=%s)', policy, config.mixed_precision)
 
@@ -256,7 +257,7 @@ def run_fn(fn_args) -> None:
                  train_seconds_budget=config.train_seconds,
                  fit_seconds=clock.elapsed if clock else None)
   logging.info('Training summary: %s', json.dumps(summary))
-  with tf.io.gfile.GFile(os.path.join(log_dir, SUMMARY_FILE), 'w') as f:
+  with tf.io.gfile.GFile(os.path.join(log_dir, contract.TRAINING_SUMMARY_FILE), 'w') as f:
     json.dump(summary, f, indent=2)
   export_dir = distribute.write_dir(fn_args.serving_model_dir)
   export.export_serving_model(core if policy == FLOAT32 else float32_copy(core, config),
@@ -270,7 +271,7 @@ def _summary(config, core, plan, history, restore) -> Dict[str, Any]:
   return {
       'model': config.model,
       'parameter_count': architectures.parameter_count(core),
-      'receptive_field_samples': architectures.receptive_field(config),
+      'receptive_field_samples': receptive_field.receptive_field(config),
       'plan': plan,
       'epochs_run': len(history.get('loss', [])),
       'best_epoch': restore.best_epoch,   # 1-based; 0 = the initial weights

@@ -36,6 +36,8 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 import tf_keras as keras  # pylint: disable=g-import-not-at-top
 
 from trainer import architectures as arch  # pylint: disable=g-import-not-at-top
+from trainer import layers as layers_lib  # pylint: disable=g-import-not-at-top
+from trainer import receptive_field  # pylint: disable=g-import-not-at-top
 from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
 
 STREAMABLE = ('hybrid', 'wavenet', 'tcn', 'conv')
@@ -104,7 +106,7 @@ def _conv_valid(layer: keras.layers.Conv1D, x):
     y = y + layer.bias
   if layer.activation is not None and layer.activation is not keras.activations.linear:
     out = layer.activation(y)
-    if isinstance(layer, arch.SilentConv1D) and layer.use_bias:
+    if isinstance(layer, layers_lib.SilentConv1D) and layer.use_bias:
       out = out - layer.activation(layer.bias)
     return out
   return y
@@ -193,12 +195,12 @@ class Streamer(tf.Module):
       raise NotStreamable(reason)
     self.core, self.config = core, config
     self.layers = {layer.name: layer for layer in core.layers}
-    self.latency = int(arch.receptive_field_extent(config)[1])
+    self.latency = int(receptive_field.receptive_field_extent(config)[1])
     self._state = _State()
     self._position = self._state.add('position', 1)
     self._agc = self.layers.get('agc')
     if self._agc is not None:
-      self._agc_past = self._state.add('agc/input', max(arch.agc_windows(config)) - 1, 1)
+      self._agc_past = self._state.add('agc/input', max(receptive_field.agc_windows(config)) - 1, 1)
     self._fir = arch.fir_layer(core)
     if self._fir is not None:
       self._fir_past = self._state.add('fir/input', self._fir.taps - 1, 1)

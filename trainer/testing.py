@@ -11,8 +11,9 @@ from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
-from components import dsp
-from components.example_codec import encode_example
+from components.audio import dsp
+from components.audio.tfexample import encode_example
+from schema import contract
 
 
 def lowpass_fir(taps: int = 31, cutoff: float = 0.15) -> np.ndarray:
@@ -41,15 +42,16 @@ def window_examples(dry: np.ndarray, wet: np.ndarray, window: int, context: int,
   starts = dsp.window_starts(len(dry), window, hop, pad_end=pad_end)
   dry_windows = dsp.frame(np.asarray(dry, np.float32), starts, window, context)
   wet_windows = dsp.frame(np.asarray(wet, np.float32), starts, window)
-  return [encode_example(floats={'dry': d, 'wet': w},
-                         ints={'channel': channel, 'offset': int(s), 'sample_rate': sample_rate},
-                         strings={'source': source, 'effect': effect})
+  return [encode_example(floats={contract.DRY: d, contract.WET: w},
+                         ints={contract.CHANNEL: channel, contract.OFFSET: int(s),
+                               contract.SAMPLE_RATE: sample_rate},
+                         strings={contract.SOURCE: source, contract.EFFECT: effect})
           for s, d, w in zip(starts, dry_windows, wet_windows)]
 
 
 def write_split(examples_uri: str, split: str, records: Sequence[bytes]) -> str:
   """Writes ``<examples_uri>/Split-<split>/data.gz``; returns the file pattern."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
   folder = os.path.join(examples_uri, f'Split-{split}')
   os.makedirs(folder, exist_ok=True)
   path = os.path.join(folder, 'data.gz')
