@@ -44,9 +44,11 @@ def pair_key(effect: str, name: str) -> str:
   return f'{effect} - {name}'
 
 
-def read_pair(pair: Pair, latency_samples: int = 0):
+def read_pair(pair: Pair, latency_samples: Optional[int] = None):
   """Decodes one pair; returns ``(dry, wet, WavInfo of the dry side)``, float32
-  ``[frames, channels]``, with ``latency_samples`` trimmed (:func:`dsp.trim_latency`).
+  ``[frames, channels]``: as recorded (the sides' lengths may differ) when
+  ``latency_samples`` is None, else with that latency trimmed and cut to a common length
+  (:func:`dsp.trim_latency`; 0 only cuts).
 
   Raises:
     wav.AudioFileError: on a side that is entirely silent (nothing to learn from it; a
@@ -58,7 +60,8 @@ def read_pair(pair: Pair, latency_samples: int = 0):
     if not np.any(audio):
       raise wav.AudioFileError(path, 'every sample is zero (silent recording): there is '
                                'nothing to learn from this pair; remove it or record it again')
-  dry, wet = dsp.trim_latency(dry, wet, latency_samples)
+  if latency_samples is not None:
+    dry, wet = dsp.trim_latency(dry, wet, latency_samples)
   return dry, wet, info
 
 
