@@ -442,6 +442,14 @@ def apply_file(model, in_path: str, out_path: str, subtype: Optional[str] = None
                              'resample the file first')
   block = block_samples_for(model, block_seconds, info.channels)
   wet = process(model, audio, block, progress=progress, desc=os.path.basename(in_path))
+  blocks = len(plan_blocks(info.num_frames, block or info.num_frames, model.info))
+  return write_result(model, in_path, out_path, wet, info, subtype, blocks)
+
+
+def write_result(model, in_path: str, out_path: str, wet: np.ndarray, info, subtype,
+                 blocks: int) -> ApplyResult:
+  """Checks the model's output ``wet [frames, channels]`` (finite), writes it atomically to
+  ``out_path`` in ``subtype`` (default: the input's, ``info``) and says what was done."""
   if not np.all(np.isfinite(wet)):
     raise ModelError(f'{model.info.source}: the model produced NaN or infinite samples '
                      f'for {in_path}')
@@ -450,6 +458,5 @@ def apply_file(model, in_path: str, out_path: str, subtype: Optional[str] = None
     wav.write_wav(out_path, wet, info.sample_rate, subtype)
   except OSError as e:
     raise wav.AudioFileError(out_path, f'cannot be written ({e})') from e
-  blocks = len(plan_blocks(info.num_frames, block or info.num_frames, model.info))
   return ApplyResult(in_path, out_path, info.num_frames, info.channels, info.sample_rate,
                      subtype, blocks, model.info.version)

@@ -256,16 +256,7 @@ def apply_file_streaming(model, in_path: str, out_path: str, block_size: int,
           file=sys.stderr)
     wet = apply.process(model, audio, block_size)
     blocks = len(apply.plan_blocks(info.num_frames, block_size, model.info))
-  if not np.all(np.isfinite(wet)):
-    raise apply.ModelError(f'{model.info.source}: the model produced NaN or infinite samples '
-                           f'for {in_path}')
-  subtype = subtype or info.subtype
-  try:
-    wav.write_wav(out_path, wet, info.sample_rate, subtype)
-  except OSError as e:
-    raise wav.AudioFileError(out_path, f'cannot be written ({e})') from e
-  return apply.ApplyResult(in_path, out_path, info.num_frames, info.channels,
-                           info.sample_rate, subtype, blocks, model.info.version)
+  return apply.write_result(model, in_path, out_path, wet, info, subtype, blocks)
 
 
 # --- stdin -> stdout -------------------------------------------------------------------------
