@@ -3,7 +3,7 @@
     python benchmarks/serving_load.py [--model BASE] [--requests 120] [--concurrency 4]
                                       [--mix-bad] [--in-process-server] [--json]
 
-Starts ``fxemu serve`` on 127.0.0.1 (a subprocess, ``python -m pipeline.inference.serve``, unless
+Starts ``fxemu serve`` on 127.0.0.1 (a subprocess, ``python -m pipeline.cli.serve_command``, unless
 ``--in-process-server``) on the model base directory (default: a default-config conv
 model exported to a temporary directory), then sends ``--requests`` predict requests of
 ``--seconds`` of mono audio each from ``--concurrency`` client threads (bounded also by
@@ -110,12 +110,12 @@ def bad_bodies(samples: int, max_request_bytes: int) -> Dict[str, bytes]:
 
 
 class ServerProcess:
-  """``python -m pipeline.inference.serve`` on 127.0.0.1, port chosen by the OS; stopped by
+  """``python -m pipeline.cli.serve_command`` on 127.0.0.1, port chosen by the OS; stopped by
   :meth:`stop`."""
 
   def __init__(self, base: str, max_request_mb: float, timeout: float = 120.0):
     self.proc = subprocess.Popen(
-        [sys.executable, '-m', 'pipeline.inference.serve', base, '--port', '0',
+        [sys.executable, '-m', 'pipeline.cli.serve_command', base, '--port', '0',
          '--host', '127.0.0.1', '--max-request-mb', str(max_request_mb)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     deadline = time.monotonic() + timeout

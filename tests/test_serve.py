@@ -13,6 +13,7 @@ import requests
 from components.audio import wav
 from pipeline.inference import apply
 from pipeline.inference import serve
+from pipeline.cli import serve_command
 from tests.test_apply import RATE, export_tiny_model
 
 MAX_BYTES = 256 << 10   # small request limit, so oversized requests are cheap to make
@@ -324,7 +325,7 @@ def test_remote_model_splits_large_files_into_requests_under_the_limit(tmp_path,
 
 def test_cli_serve_options(tmp_path, capsys):
   parser = argparse.ArgumentParser(prog='fxemu')
-  serve.add_serve_command(parser.add_subparsers(dest='command'))
+  serve_command.add_serve_command(parser.add_subparsers(dest='command'))
   args = parser.parse_args(['serve', str(tmp_path / 'missing')])
   assert (args.port, args.host, args.model_name) == (8501, '127.0.0.1', None)
   assert args.func(args) == 1

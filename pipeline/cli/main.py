@@ -36,9 +36,9 @@ from pipeline.configs import PipelineConfig
 from pipeline.flags import add_dataclass_flags
 from pipeline.flags import dataclass_from_flags
 from pipeline.flags import TRAIN_FIELDS_SET_BY_PIPELINE
-from pipeline.inference.serve import add_serve_command
-from pipeline.inference.stream import add_export_command
-from pipeline.inference.stream import add_stream_command
+from pipeline.cli.serve_command import add_serve_command
+from pipeline.cli.stream_command import add_export_command
+from pipeline.cli.stream_command import add_stream_command
 from trainer.config import TrainConfig
 
 
@@ -246,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='write the HTML report of the run at the end (default: True)')
   run.set_defaults(func=_run)
 
-  from pipeline.report.run_report import add_report_command  # start-up: TFX
+  from pipeline.cli.report_command import add_report_command  # start-up: TFX
   add_check_command(commands)
   add_report_command(commands)
   add_apply_command(commands)
