@@ -12,10 +12,6 @@ Rows (seconds of stereo audio turned into examples per wall second, "x real time
   (``plan_pairs``). The floor of the work.
 * ``plain loop, GZIP 6``: the same at zlib level 6, the level Beam's WriteToTFRecord
   uses (what the component did before it wrote its own files): what compression costs.
-* ``plain loop, tf.io.TFRecordWriter``: the same with TensorFlow's own writer
-  (``TFRecordOptions(compression_type='GZIP', compression_level=1)``) in place of
-  :class:`components.audio.tfexample.TFRecordWriter`: whether our writer earns its keep
-  (``tf_writer_vs_own`` = its time / the plain loop's; the records must be the same).
 * ``plain loop without the capture check``: the same with ``write_pair(check=False)``;
   its files must be the same bytes (the check only reads the audio). ``capture check
   alone``: :func:`components.audio.capture_check.check_audio` on the decoded pairs (decoding
@@ -60,40 +56,11 @@ BEAM_MODES = {
 }
 
 
-class TensorFlowRecordFile:
-  """:class:`components.audio.tfexample.TFRecordFile`'s interface on ``tf.io.TFRecordWriter``
-  (GZIP at ``compression_level``), for the comparison row."""
-
-  def __init__(self, path: str, compression_level: int):
-    self.path, self._level, self._writer = path, compression_level, None
-
-  def __enter__(self):
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    self._writer = tf.io.TFRecordWriter(self.path, tf.io.TFRecordOptions(
-        compression_type='GZIP', compression_level=self._level))
-    return self
-
-  def write(self, record: bytes) -> None:
-    self._writer.write(record)
-
-  def __exit__(self, *exc) -> None:
-    self._writer.close()
-
-
-def plain_loop(props: Dict, out_dir: str, compression_level: int, check: bool = True,
-               record_file=None) -> Dict:
+def plain_loop(props: Dict, out_dir: str, compression_level: int, check: bool = True) -> Dict:
   """The component's work in one process, pair after pair (no Beam); ``check=False``
-  leaves out the capture check; ``record_file`` replaces the TFRecordFile class."""
+  leaves out the capture check."""
   from components import audio_example_gen  # pylint: disable=import-outside-toplevel
   from components.audio import split_plan  # pylint: disable=import-outside-toplevel
-  from components.audio import tfexample  # pylint: disable=import-outside-toplevel
-  if record_file is not None:
-    original = tfexample.TFRecordFile
-    tfexample.TFRecordFile = record_file
-    try:
-      return plain_loop(props, out_dir, compression_level, check)
-    finally:
-      tfexample.TFRecordFile = original
   jobs, summary = audio_example_gen.plan_pairs(props)
   spec = audio_example_gen._window_spec(props)  # pylint: disable=protected-access
   align = bool(props.get('align'))
@@ -146,16 +113,6 @@ def digests(root: str) -> Dict[str, str]:
   for split_dir in sorted(d for d in os.listdir(root) if d.startswith('Split-')):
     for name in sorted(os.listdir(os.path.join(root, split_dir))):
       with open(os.path.join(root, split_dir, name), 'rb') as f:
-        out[f'{split_dir}/{name}'] = hashlib.sha256(f.read()).hexdigest()
-  return out
-
-
-def record_digests(root: str) -> Dict[str, str]:
-  """relative path -> sha256 of the uncompressed content of every Split-* file."""
-  out = {}
-  for split_dir in sorted(d for d in os.listdir(root) if d.startswith('Split-')):
-    for name in sorted(os.listdir(os.path.join(root, split_dir))):
-      with gzip.open(os.path.join(root, split_dir, name), 'rb') as f:
         out[f'{split_dir}/{name}'] = hashlib.sha256(f.read()).hexdigest()
   return out
 
@@ -221,13 +178,6 @@ def measure(data_dir: str, effect: str, scratch: str, modes: List[str], repeats:
                  check_fraction=check_seconds / plain_seconds,
                  check_fraction_by_difference=(plain_seconds - nocheck_seconds) / plain_seconds,
                  nocheck_identical_files=same_without_check)
-  tf_seconds, _ = timed(lambda: plain_loop(props, fresh('tfwriter'), tfexample.DEFAULT_GZIP_LEVEL,
-                                            record_file=TensorFlowRecordFile), repeats)
-  same_records = record_digests(os.path.join(scratch, 'tfwriter')) == record_digests(plain_dir)
-  rows.append((f'plain loop, tf.io.TFRecordWriter (GZIP {tfexample.DEFAULT_GZIP_LEVEL})', 1,
-               tf_seconds, common.dir_bytes(os.path.join(scratch, 'tfwriter')), same_records))
-  figures.update(plain_tf_writer_seconds=tf_seconds, tf_writer_vs_own=tf_seconds / plain_seconds,
-                 tf_writer_identical_records=same_records)
   if level6:
     level6_seconds, _ = timed(lambda: plain_loop(props, fresh('plain6'), 6), repeats)
     rows.append(('plain loop (GZIP 6, as Beam\'s WriteToTFRecord)', 1, level6_seconds,
@@ -246,7 +196,6 @@ def measure(data_dir: str, effect: str, scratch: str, modes: List[str], repeats:
     figures[f'beam_{mode}_rtf'] = seconds / beam_seconds
     figures[f'beam_{mode}_vs_plain'] = beam_seconds / plain_seconds
     figures[f'beam_{mode}_identical_files'] = same
-  figures['plain_tf_writer_rtf'] = seconds / tf_seconds
   figures.update(plain_seconds=plain_seconds, plain_rtf=seconds / plain_seconds,
                  copy_seconds=copy_seconds, copy_rtf=seconds / copy_seconds)
   if level6:

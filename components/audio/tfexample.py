@@ -7,15 +7,13 @@ message that ``tf.io.parse_example`` (and the protobuf parser) read identically.
 Wire format (proto3): Example{1: Features{1: map<string, Feature>}},
 Feature{1: BytesList, 2: FloatList (packed float32), 3: Int64List (packed varint)}.
 
-:class:`TFRecordWriter` writes those records as GZIP TFRecords at a chosen zlib level
-(see :data:`DEFAULT_GZIP_LEVEL`).
+:class:`TFRecordFile` writes those records as GZIP TFRecords (``tf.io.TFRecordWriter``) at a
+chosen zlib level (see :data:`DEFAULT_GZIP_LEVEL`), atomically.
 """
 from __future__ import annotations
 
-import struct
 from typing import Iterable, Mapping, Sequence, Union
 import uuid
-import zlib
 
 import numpy as np
 
@@ -85,79 +83,14 @@ def encode_example(floats: Mapping[str, np.ndarray] = (),
 
 # --- TFRecord files -----------------------------------------------------------------------
 #
-# A TFRecord is: uint64 length, uint32 masked crc32c(length), data, uint32 masked
-# crc32c(data) (little-endian); a GZIP TFRecord file is that stream in one gzip member,
-# which ``tf.data.TFRecordDataset(compression_type='GZIP')`` and Beam's ReadFromTFRecord
-# read. Beam's WriteToTFRecord always compresses at zlib level 6, which on float32 audio
-# is the bulk of an ingest; level 1 is much faster for files slightly larger (figures in
-# docs/performance.md).
+# GZIP TFRecords, which ``tf.data.TFRecordDataset(compression_type='GZIP')`` and Beam's
+# ReadFromTFRecord read. Beam's WriteToTFRecord always compresses at zlib level 6, which
+# on float32 audio is the bulk of an ingest; level 1 is much faster for files slightly
+# larger (figures in docs/performance.md). ``tf.io.TFRecordWriter`` writes them: fxemu's
+# former writer of its own was not clearly faster (docs/performance.md).
 
-#: zlib level of the GZIP TFRecords written by :class:`TFRecordWriter`.
+#: zlib level of the GZIP TFRecords written by :class:`TFRecordFile`.
 DEFAULT_GZIP_LEVEL = 1
-_GZIP_WBITS = 16 + 15   # zlib writes the gzip header and trailer itself
-
-
-def _crc32c_function():
-  try:
-    import google_crc32c  # optional: a faster CRC when installed
-    if google_crc32c.implementation == 'c':
-      return google_crc32c.value
-  except ImportError:
-    pass
-  import crcmod.predefined  # optional: a faster CRC when installed (a Beam dependency)
-  return crcmod.predefined.mkPredefinedCrcFun('crc-32c')
-
-
-_crc32c = _crc32c_function()
-
-
-def masked_crc32c(data: bytes) -> int:
-  """TFRecord's checksum: crc32c, rotated right by 15 bits, plus a constant."""
-  crc = _crc32c(data)
-  return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def frame_record(record: bytes) -> bytes:
-  """One record in TFRecord framing (what ``tf.io.TFRecordWriter`` writes)."""
-  length = struct.pack('<Q', len(record))
-  return b''.join((length, struct.pack('<I', masked_crc32c(length)), record,
-                   struct.pack('<I', masked_crc32c(record))))
-
-
-class TFRecordWriter:
-  """Writes records as one GZIP TFRecord stream into a binary file object.
-
-  Records are framed and compressed in batches of about ``buffer_bytes`` (one zlib call
-  per batch, not per record). ``close()`` ends the gzip member; it does not close
-  ``fileobj``.
-  """
-
-  def __init__(self, fileobj, compression_level: int = DEFAULT_GZIP_LEVEL,
-               buffer_bytes: int = 1 << 20):
-    self._file = fileobj
-    self._compressor = zlib.compressobj(compression_level, zlib.DEFLATED, _GZIP_WBITS)
-    self._buffer, self._buffered, self._limit = [], 0, buffer_bytes
-    self.records = 0
-    self.raw_bytes = 0
-
-  def write(self, record: bytes) -> None:
-    framed = frame_record(record)
-    self._buffer.append(framed)
-    self._buffered += len(framed)
-    self.records += 1
-    if self._buffered >= self._limit:
-      self._flush()
-
-  def _flush(self) -> None:
-    if self._buffer:
-      data = b''.join(self._buffer)
-      self.raw_bytes += len(data)
-      self._file.write(self._compressor.compress(data))
-      self._buffer, self._buffered = [], 0
-
-  def close(self) -> None:
-    self._flush()
-    self._file.write(self._compressor.flush())
 
 
 class TFRecordFile:
@@ -173,27 +106,24 @@ class TFRecordFile:
     self.path = path
     self._partial = f'{path}.partial-{uuid.uuid4().hex[:8]}'
     self._level = compression_level
-    self._file = self._writer = None
+    self._writer = None
+    self.records = 0
 
   def __enter__(self) -> 'TFRecordFile':
     import tensorflow as tf  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
-    self._file = tf.io.gfile.GFile(self._partial, 'wb')
-    self._writer = TFRecordWriter(self._file, self._level)
+    self._writer = tf.io.TFRecordWriter(self._partial, tf.io.TFRecordOptions(
+        compression_type='GZIP', compression_level=self._level))
+    self.records = 0
     return self
 
   def write(self, record: bytes) -> None:
     self._writer.write(record)
-
-  @property
-  def records(self) -> int:
-    return self._writer.records
+    self.records += 1
 
   def __exit__(self, kind, value, traceback) -> None:
     import tensorflow as tf  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
     try:
-      if kind is None:
-        self._writer.close()
-      self._file.close()
+      self._writer.close()
       if kind is None:
         tf.io.gfile.rename(self._partial, self.path, overwrite=True)
     finally:
