@@ -113,18 +113,26 @@ def add_export_command(subparsers) -> None:
                       help='model base directory (newest version) or one version directory')
   parser.add_argument('output', metavar='OUT', nargs='?', default=None,
                       help='output file (default: MODEL_VERSION_DIR/stream.tflite)')
+  parser.add_argument('--block-size', type=int, default=None, metavar='N',
+                      help='also write the fast form for blocks of exactly N samples (static '
+                      'shapes, built-in TFLite operators only; N a multiple of the model\'s '
+                      'frame, stream_frame_samples in fxemu.json), which `fxemu stream '
+                      '--tflite` uses when its --block-size is N; other blocks still work')
   parser.set_defaults(func=run_export_command)
 
 
 def run_export_command(args) -> int:
   try:
-    out, state_size, latency, version_dir = stream.export_tflite(args.model, args.output)
+    out, state_size, latency, version_dir = stream.export_tflite(args.model, args.output,
+                                                                 args.block_size)
   except (apply.ModelError, ValueError) as e:
     print(f'fxemu export: error: {e}', file=sys.stderr)
     return 1
+  fixed = (f' and "{contract.STREAM_FIXED_SIGNATURE}" (n = {args.block_size})'
+           if args.block_size else '')
   print(f'wrote {out} ({os.path.getsize(out)} bytes) from {version_dir}: signature '
         f'"{contract.STREAM_SIGNATURE}" (audio [channels, n], state [channels, {state_size}]) -> '
-        f'(wet, state); latency {latency} samples')
+        f'(wet, state){fixed}; latency {latency} samples')
   print(f'latency: {latency} samples', file=sys.stderr)
   return 0
 
