@@ -106,7 +106,8 @@ def add_export_command(subparsers) -> None:
       'state -> wet block + state): TFLite built-in operators plus a few select TF ops '
       '(tf.lite.Interpreter and TFLite runtimes built with Flex support run it). Its '
       'output matches the SavedModel\'s to float rounding. The state size and the latency '
-      '(samples) are printed; `fxemu stream MODEL --tflite OUT` runs it.')
+      '(samples) are printed; `fxemu stream MODEL --tflite OUT` runs it. With --block-size '
+      'N it also holds a much faster form for N-sample blocks (built-in operators only).')
   parser.add_argument('--tflite', action='store_true', required=True,
                       help='write the TFLite form of the stream signature (the only format)')
   parser.add_argument('model', metavar='MODEL_DIR',
