@@ -32,6 +32,7 @@ from typing import Dict, List, Tuple
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
+import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 import tf_keras as keras  # pylint: disable=g-import-not-at-top
 
@@ -155,6 +156,32 @@ def _overlap_add(frames, hop: int):
   if total.shape[1] is not None:
     return tf.reshape(total, [-1, int(total.shape[1]) * hop, m])
   return tf.reshape(total, tf.stack([tf.shape(total)[0], -1, m]))
+
+
+#: Phases of :func:`_correlate`: its convolution has this many channels in and out.
+_PHASES = 32
+
+
+def _correlate(x, taps, n):
+  """``y[t] = sum_j taps[j] x[t + j]`` for ``t < n``: ``x [b, n + T - 1, 1]``, ``taps
+  [T]`` -> ``[b, n, 1]`` (a 'VALID' one-channel convolution), computed on ``P`` phases:
+  ``y[a P + r] = sum_i sum_s X[a + i, s] W_i[s, r]`` with ``X[a, s] = x[a P + s]`` and
+  ``W_i[s, r] = taps[i P + s - r]`` (0 outside the taps), a P-channel convolution of
+  ``ceil((T + P - 1) / P)`` taps: about the same multiply-adds, but a long one-channel
+  filter is many times slower in TFLite (with or without XNNPACK)."""
+  p, t = _PHASES, int(taps.shape[0])
+  width = (t + p - 2) // p + 1                                 # kernel taps i
+  index = (p * np.arange(width)[:, None, None] + np.arange(p)[None, :, None]
+           - np.arange(p)[None, None, :])                      # [i, s, r] -> tap
+  index = np.where((index >= 0) & (index < t), index, t).astype(np.int32)
+  kernel = tf.gather(tf.concat([taps, tf.zeros([1], taps.dtype)], 0), index)  # [i, s, r]
+  rows = -(-n // p)                                            # y in rows of p samples
+  x = tf.pad(x, [[0, 0], [0, (rows + width - 1) * p - _length(x)], [0, 0]])
+  if isinstance(rows, int):
+    y = tf.nn.conv1d(tf.reshape(x, [-1, rows + width - 1, p]), kernel, 1, 'VALID')
+    return tf.reshape(y, [-1, rows * p, 1])[:, :n]
+  y = tf.nn.conv1d(tf.reshape(x, tf.stack([tf.shape(x)[0], -1, p])), kernel, 1, 'VALID')
+  return tf.reshape(y, tf.stack([tf.shape(y)[0], -1, 1]))[:, :n]
 
 
 class _FramePath:
@@ -365,8 +392,7 @@ class Streamer(tf.Module):
     wet, new[self._main_delay] = self._delayed(parts[self._main_delay], main)
     if self._fir is not None:
       x_ext, new[self._fir_past] = _with_past(parts[self._fir_past], x)
-      taps = tf.reshape(tf.reverse(self._fir.filter, [0]), [self._fir.taps, 1, 1])
-      fir = tf.nn.conv1d(x_ext, taps, stride=1, padding='VALID')  # output sample t - lookahead
+      fir = _correlate(x_ext, tf.reverse(self._fir.filter, [0]), count)  # sample t - lookahead
       fir, new[self._fir_delay] = self._delayed(parts[self._fir_delay], fir)
       wet = wet + fir
     if self.latency:   # before the stream began the output is silence (look-ahead taps
