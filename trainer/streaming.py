@@ -405,6 +405,10 @@ class Streamer(tf.Module):
     return wet[:, :, 0], self._state.pack(new)
 
   def _wavenet_main(self, parts, new, x, position, count, aligned):
+    """The layer arrays (:class:`trainer.layers.WaveNetLayer` in fewer operations): every
+    layer's 1x1 condition mix and bias in one product per array, and each layer's
+    ``act(z + b) - act(b)`` with the constant ``act(b)`` moved into the residual's bias
+    and subtracted once from the head's sum."""
     condition = x
     if self._frame_path is not None:
       slow = self._frame_path.step(parts, new, x, position, count, 0, aligned)
@@ -412,12 +416,22 @@ class Streamer(tf.Module):
     h, head = x, None
     for rechannel, layers, pasts, head_layer in self._arrays:
       h = rechannel(h)
-      heads = [] if head is None else [head]
-      for layer, past in zip(layers, pasts):
+      mixes = tf.split(
+          tf.matmul(condition, tf.concat([l.mix_kernel[0] for l in layers], axis=1))
+          + tf.concat([l.bias for l in layers], axis=0),
+          [int(l.bias.shape[0]) for l in layers], axis=-1)   # each [b, n, width]
+      heads, rest = ([] if head is None else [head]), 0.0
+      for layer, past, mix in zip(layers, pasts, mixes):
         h_ext, new[past] = _with_past(parts[past], h)
-        h, out = layer.step(h_ext, condition)
-        heads.append(out)
-      head = head_layer(tf.add_n(heads))
+        active = layer.activate(tf.nn.conv1d(h_ext, layer.conv_kernel, stride=1,
+                                             padding='VALID', dilations=layer.dilation) + mix)
+        at_rest = layer.activate(layer.bias)                       # the output at silence
+        residual = layer.residual_kernel[0]
+        h = h + tf.nn.bias_add(tf.matmul(active, residual), -tf.linalg.matvec(residual, at_rest,
+                                                                              transpose_a=True))
+        heads.append(active)
+        rest = rest + at_rest
+      head = head_layer(tf.add_n(heads) - rest)
     return self.layers['head_scale'](head)
 
   def _tcn_main(self, parts, new, x):
