@@ -203,22 +203,24 @@ def test_fixed_step_equals_the_whole_file_across_a_position_wrap(monkeypatch, na
 
 
 def test_tflite_fixed_block_form_equals_the_whole_file(exported, audio):
-  """``stream_tflite(block_size=N)``: its ``stream_fixed`` signature (static shapes,
-  built-in operators only) for N-sample blocks, ``stream`` for the rest, one state."""
+  """``stream_tflite(block_size=N)``: its ``stream_fixed`` signature (one channel, static
+  shapes, built-in operators only) for N-sample blocks, ``stream`` for the rest, one state."""
   path, model, _ = exported
   meta = export.read_metadata(path)
   block = 2 * meta['stream_frame_samples']
-  interpreter = tf.lite.Interpreter(model_content=export.stream_tflite(path, block_size=block))
+  content = export.stream_tflite(path, block_size=block)
+  interpreter = tf.lite.Interpreter(model_content=content)
   fixed = interpreter.get_signature_runner(contract.STREAM_FIXED_SIGNATURE)
   any_size = interpreter.get_signature_runner(contract.STREAM_SIGNATURE)
-  state, outs = np.zeros([2, meta['stream_state_size']], np.float32), []
+  state = np.zeros([1, meta['stream_state_size']], np.float32)
+  outs = []
   for start in range(0, audio.shape[1], block):
-    piece = audio[:, start:start + block]
+    piece = audio[:1, start:start + block]
     result = (fixed if piece.shape[1] == block else any_size)(audio=piece, state=state)
     outs.append(result['wet'])
     state = result['state']
   np.testing.assert_allclose(np.concatenate(outs, axis=1),
-                             late(model(audio).numpy(), meta['stream_latency_samples']),
+                             late(model(audio[:1]).numpy(), meta['stream_latency_samples']),
                              atol=1e-5)
   with pytest.raises(ValueError, match='multiple of the model'):
     export.stream_tflite(path, block_size=block + 1)

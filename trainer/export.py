@@ -155,8 +155,9 @@ def stream_tflite(export_dir: str, block_size: Optional[int] = None) -> bytes:
   extraction of the strided paths for blocks of any size) run on the select-TF-ops
   delegate, which ``tf.lite.Interpreter`` and the TFLite runtime with Flex support
   provide. With ``block_size`` N the flatbuffer also holds ``stream_fixed``: the same
-  function for blocks of exactly N samples (:meth:`trainer.streaming.Streamer.fixed_step`:
-  static shapes, built-in operators only, much faster), which a client runs while its
+  function for one channel and blocks of exactly N samples (``[1, N]``, state ``[1,
+  state_size]``; :meth:`trainer.streaming.Streamer.fixed_step`: static shapes, built-in
+  operators only, much faster), which a client runs (per channel) while its
   stream has been fed only N-sample blocks, using ``stream`` for any other block; N must
   be a multiple of the model's frame (``stream_frame_samples`` in fxemu.json). Raises
   ValueError if the model has no ``stream`` signature or N does not fit.
@@ -171,18 +172,18 @@ def stream_tflite(export_dir: str, block_size: Optional[int] = None) -> bytes:
       if block_size < 1 or block_size % streamer.frame:
         raise ValueError(f'the block size must be a positive multiple of the model\'s frame '
                          f'({streamer.frame} samples), got {block_size}')
-      state = tf.TensorSpec([None, streamer.state_size], tf.float32, name=contract.STATE)
 
-      def signature(step, samples):
+      def signature(step, batch, samples):
         def run(audio, state):
           wet, state = step(audio, state)
           return {contract.WET_OUTPUT: wet, contract.STATE: state}
         return tf.function(run, input_signature=[
-            tf.TensorSpec([None, samples], tf.float32, name=contract.AUDIO_INPUT), state])
+            tf.TensorSpec([batch, samples], tf.float32, name=contract.AUDIO_INPUT),
+            tf.TensorSpec([batch, streamer.state_size], tf.float32, name=contract.STATE)])
       source, keys = scratch, keys + [contract.STREAM_FIXED_SIGNATURE]
-      tf.saved_model.save(streamer, scratch, signatures={
-          contract.STREAM_SIGNATURE: signature(streamer.step, None),
-          contract.STREAM_FIXED_SIGNATURE: signature(streamer.fixed_step, block_size)})
+      tf.saved_model.save(streamer, scratch, signatures={   # stream_fixed: one channel
+          contract.STREAM_SIGNATURE: signature(streamer.step, None, None),
+          contract.STREAM_FIXED_SIGNATURE: signature(streamer.fixed_step, 1, block_size)})
     converter = tf.lite.TFLiteConverter.from_saved_model(source, signature_keys=keys)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS,
                                            tf.lite.OpsSet.SELECT_TF_OPS]

@@ -117,7 +117,7 @@ def add_export_command(subparsers) -> None:
   parser.add_argument('--block-size', type=int, default=None, metavar='N',
                       help='also write the fast form for blocks of exactly N samples (static '
                       'shapes, built-in TFLite operators only; N a multiple of the model\'s '
-                      'frame, stream_frame_samples in fxemu.json), which `fxemu stream '
+                      'frame, stream_frame_samples in the model\'s metadata), which `fxemu stream '
                       '--tflite` uses when its --block-size is N; other blocks still work')
   parser.set_defaults(func=run_export_command)
 

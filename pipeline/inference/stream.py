@@ -103,8 +103,9 @@ class TFLiteStream:
   ``latency`` is not in the flatbuffer: pass it (fxemu.json's ``stream_latency_samples``;
   ``fxemu export --tflite`` prints it). The state size is read from the model. A
   flatbuffer exported for a block size (``fxemu export --tflite --block-size N``) also
-  has ``stream_fixed``: :attr:`block` is then N, and while every block of the stream has
-  had N samples (the fixed form's condition) ``step`` runs that much faster form; any
+  has ``stream_fixed`` (one channel): :attr:`block` is then N, and while every block of
+  the stream has had N samples (the fixed form's condition) ``step`` runs that much
+  faster form, channel by channel; any
   other block (the last of a file, odd sizes) goes through ``stream``, which carries
   the same state.
   """
@@ -143,10 +144,16 @@ class TFLiteStream:
     if block.shape[1] == 0:
       return block.copy()
     self._aligned = self._aligned and block.shape[1] == self.block
-    runner = self._fixed if self._aligned else self._runner
-    out = runner(**{contract.AUDIO_INPUT: block, contract.STATE: self._state})
-    self._state = out[contract.STATE]
-    return out[contract.WET_OUTPUT]
+    if not self._aligned:
+      out = self._runner(**{contract.AUDIO_INPUT: block, contract.STATE: self._state})
+      self._state = out[contract.STATE]
+      return out[contract.WET_OUTPUT]
+    wet = np.empty_like(block)
+    for row in range(self.channels):     # stream_fixed takes one channel
+      out = self._fixed(**{contract.AUDIO_INPUT: block[row:row + 1],
+                           contract.STATE: self._state[row:row + 1]})
+      wet[row], self._state[row] = out[contract.WET_OUTPUT][0], out[contract.STATE][0]
+    return wet
 
 
 def open_stream(model, channels: int = 1, tflite: Optional[str] = None,
