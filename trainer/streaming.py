@@ -23,6 +23,11 @@ arithmetic. Models: ``hybrid``, ``wavenet``, ``tcn`` (causal) and ``conv`` (caus
 no modulation branch); :class:`NotStreamable` says why another one is not.
 
 Shapes: ``audio [batch, N]`` float32 -> ``wet [batch, N]``; N may change from call to call.
+
+:meth:`Streamer.fixed_step` is the same step for one block size N, a multiple of the frame
+length, on a stream fed only such blocks: every offset is then a constant and every shape
+static (no data-dependent frame count), the form TFLite runs fastest (built-in operators,
+no tensor resizing). Both forms share the state, so a stream may switch between them.
 """
 from __future__ import annotations
 
