@@ -170,8 +170,8 @@ def stream_tflite(export_dir: str, block_size: Optional[int] = None) -> bytes:
     if block_size is not None:
       streamer = streamer_from_export(export_dir)
       if block_size < 1 or block_size % streamer.frame:
-        raise ValueError(f'the block size must be a positive multiple of the model\'s frame '
-                         f'({streamer.frame} samples), got {block_size}')
+        raise ValueError(f'{export_dir}: the block size must be a positive multiple of the '
+                         f'model\'s frame ({streamer.frame} samples), got {block_size}')
 
       def signature(step, batch, samples):
         def run(audio, state):

@@ -105,9 +105,8 @@ class TFLiteStream:
   flatbuffer exported for a block size (``fxemu export --tflite --block-size N``) also
   has ``stream_fixed`` (one channel): :attr:`block` is then N, and while every block of
   the stream has had N samples (the fixed form's condition) ``step`` runs that much
-  faster form, channel by channel; any
-  other block (the last of a file, odd sizes) goes through ``stream``, which carries
-  the same state.
+  faster form, channel by channel; any other block (the last of a file, odd sizes) goes
+  through ``stream``, which carries the same state.
   """
 
   def __init__(self, tflite: bytes, channels: int = 1, latency: int = 0, info=None,
@@ -439,8 +438,8 @@ def export_tflite(model_dir: str, out_path: Optional[str] = None,
   out_path = out_path or os.path.join(model.path, 'stream.tflite')
   try:
     content = export.stream_tflite(model.path, block_size)
-  except ValueError as e:
-    raise apply.ModelError(f'{model.path}: {e}') from e
+  except ValueError as e:       # no stream signature, or the block size does not fit
+    raise apply.ModelError(str(e)) from e
   except Exception as e:  # pylint: disable=broad-except
     raise apply.ModelError(f'{model.path}: the TFLite conversion failed ({e})') from e
   try:
