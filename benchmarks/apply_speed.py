@@ -23,8 +23,8 @@ Figures:
   rounded up to the block multiple).
 
 * the ``stream`` signature (:mod:`pipeline.inference.stream`, issue 15): the SavedModel's
-  signature and its TFLite form (``fxemu export --tflite``, one interpreter thread),
-  mono, blocks of ``--stream-blocks`` samples (128 and 512), the whole process pinned to
+  signature and its TFLite form (``fxemu export --tflite --block-size B`` for each block
+  size B, so its static ``stream_fixed`` form runs; one interpreter thread), mono, blocks of ``--stream-blocks`` samples (128 and 512), the whole process pinned to
   one CPU (:class:`one_core`, like ``taskset``): RTF, mean / p99 ms per block against
   the block's duration, latency in samples; goals (:data:`STREAM_RTF_GOALS`): the default
   model >= 10x at 128 and >= 20x at 512, conv >= 50x at 512. Keys
@@ -233,23 +233,23 @@ def benchmark_stream_signature(model, seconds: float, blocks: List[int], tflite:
     stream.stream_info(model)
   except stream.NotStreamable:
     return []
-  runners = [('savedmodel', stream.open_stream(model, 1))]
+  runners = [('savedmodel', block, stream.open_stream(model, 1), None) for block in blocks]
   if tflite:
-    path = os.path.join(scratch, f'{model.info.model}-{os.getpid()}.tflite')
-    start = time.perf_counter()
-    stream.export_tflite(model.path, path)
-    convert_seconds = time.perf_counter() - start
-    runners.append(('tflite', stream.open_stream(model, 1, tflite=path, threads=1)))
+    for block in blocks:   # one flatbuffer per block size: its stream_fixed form is N = block
+      path = os.path.join(scratch, f'{model.info.model}-{block}-{os.getpid()}.tflite')
+      start = time.perf_counter()
+      stream.export_tflite(model.path, path, block_size=block)
+      convert_seconds = time.perf_counter() - start
+      runners.append(('tflite', block, stream.open_stream(model, 1, tflite=path, threads=1),
+                      convert_seconds))
   rows = []
-  for runtime, runner in runners:
-    for block in blocks:
-      row = {'model': model.info.model, 'runtime': runtime, 'block': block,
-             **measure_stream_signature(runner, seconds, block)}
-      goal = STREAM_RTF_GOALS.get((model.info.model, block))
-      row['goal'] = goal
-      if runtime == 'tflite':
-        row['convert_seconds'] = convert_seconds
-      rows.append(row)
+  for runtime, block, runner, convert_seconds in runners:
+    row = {'model': model.info.model, 'runtime': runtime, 'block': block,
+           **measure_stream_signature(runner, seconds, block)}
+    row['goal'] = STREAM_RTF_GOALS.get((model.info.model, block))
+    if convert_seconds is not None:
+      row['convert_seconds'] = convert_seconds
+    rows.append(row)
   return rows
 
 

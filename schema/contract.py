@@ -19,6 +19,7 @@ FEATURES = (DRY, WET, SOURCE, EFFECT, CHANNEL, OFFSET, SAMPLE_RATE)
 SERVING_SIGNATURE = 'serving_default'     # audio -> wet, any length
 EXAMPLES_SIGNATURE = 'serving_examples'   # serialized examples -> wet window (TFMA)
 STREAM_SIGNATURE = 'stream'               # audio block + state -> wet block + state
+STREAM_FIXED_SIGNATURE = 'stream_fixed'   # the same for one fixed block size (TFLite)
 AUDIO_INPUT = 'audio'                     # input tensor of serving_default and stream
 EXAMPLES_INPUT = 'examples'               # input tensor of serving_examples
 WET_OUTPUT = WET                          # output tensor of every signature (the label)

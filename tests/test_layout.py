@@ -108,6 +108,7 @@ def test_imports_inside_functions_say_why():
 # The distinctive names of the contract; short common words ('audio', 'wet', 'dry') are
 # checked only in the modules that speak the contract, below.
 DISTINCTIVE = {contract.SERVING_SIGNATURE, contract.EXAMPLES_SIGNATURE,
+               contract.STREAM_FIXED_SIGNATURE,
                contract.MODEL_INFO_FILE, contract.EXAMPLES_SUMMARY_FILE,
                contract.TRAINING_SUMMARY_FILE, 'tf_serving_warmup_requests'}
 SPEAKERS = ('trainer/export.py', 'trainer/architectures.py', 'trainer/layers.py',

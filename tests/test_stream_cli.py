@@ -14,6 +14,7 @@ from components.audio import wav  # pylint: disable=g-import-not-at-top
 from pipeline.inference import apply  # pylint: disable=g-import-not-at-top
 from pipeline.cli import main as cli  # pylint: disable=g-import-not-at-top
 from pipeline.inference import stream  # pylint: disable=g-import-not-at-top
+from schema import contract  # pylint: disable=g-import-not-at-top
 from tests.test_apply import TINY_CONFIGS, export_tiny_model  # pylint: disable=g-import-not-at-top
 from tests.test_streaming import BLOCKINGS, CONFIGS  # pylint: disable=g-import-not-at-top
 
@@ -171,6 +172,21 @@ def test_export_tflite_matches_the_saved_model(tmp_path, models, capsys):
   assert status == 0
   np.testing.assert_allclose(stream._decode(wet[44:], 'FLOAT', 2),  # pylint: disable=protected-access
                              apply.process(models['conv'], audio), atol=1e-5)
+
+
+def test_export_tflite_for_a_block_size_runs_its_fixed_form(tmp_path, models, capsys):
+  """``fxemu export --tflite --block-size 64``: ``fxemu stream --tflite`` in 64-sample
+  blocks equals the whole file (the last, shorter block through the any-size form)."""
+  out = str(tmp_path / 'hybrid64.tflite')
+  assert _run_cli(['export', '--tflite', models['hybrid'].path, out, '--block-size', '64']) == 0
+  assert f'"{contract.STREAM_FIXED_SIGNATURE}" (n = 64)' in capsys.readouterr().out
+  lite = stream.open_stream(models['hybrid'], 2, tflite=out)
+  assert lite.block == 64
+  audio = _audio(1000, 2)
+  np.testing.assert_allclose(stream.process_stream(lite, audio, 64),
+                             apply.process(models['hybrid'], audio), atol=1e-5)
+  assert _run_cli(['export', '--tflite', models['hybrid'].path, out, '--block-size', '60']) == 1
+  assert 'multiple of the model\'s frame' in capsys.readouterr().err
 
 
 def test_export_tflite_default_path_and_errors(tmp_path, models, capsys):

@@ -174,3 +174,53 @@ def test_tflite_stream_matches_the_savedmodel(exported, audio):
     saved = signature(audio=tf.constant(block), state=tf.constant(saved_state))
     np.testing.assert_allclose(lite['wet'], saved['wet'].numpy(), atol=1e-5)
     lite_state, saved_state = lite['state'], saved['state'].numpy()
+
+
+@pytest.mark.parametrize('name', sorted(CONFIGS))
+def test_fixed_step_equals_the_whole_file_across_a_position_wrap(monkeypatch, name, audio):
+  """Blocks of one static size N (a multiple of the frame) through ``fixed_step``, a last
+  shorter block through ``step`` on the same state; the position wraps on the way."""
+  monkeypatch.setattr(streaming, 'POSITION_WRAP', 256)
+  config = CONFIGS[name]
+  model = random_model(config, seed=4)
+  streamer = streaming.Streamer(model, config)
+  block = 2 * max(streamer.frame, 16)
+  fixed = tf.function(streamer.fixed_step, input_signature=[
+      tf.TensorSpec([None, block], tf.float32),
+      tf.TensorSpec([None, streamer.state_size], tf.float32)])
+  state, outs, wrapped = streamer.initial_state(audio.shape[0]), [], False
+  for start in range(0, audio.shape[1], block):
+    piece = audio[:, start:start + block]
+    wet, state = (fixed if piece.shape[1] == block else compiled(streamer))(piece, state)
+    outs.append(wet.numpy())
+    wrapped = wrapped or float(state[0, 0]) < start + piece.shape[1]
+  assert wrapped
+  np.testing.assert_allclose(np.concatenate(outs, axis=1),
+                             late(model(audio).numpy(), streamer.latency), atol=1e-5)
+  with pytest.raises(ValueError, match='multiple of'):
+    tf.function(streamer.fixed_step).get_concrete_function(
+        tf.TensorSpec([1, None], tf.float32), tf.TensorSpec([1, streamer.state_size]))
+
+
+def test_tflite_fixed_block_form_equals_the_whole_file(exported, audio):
+  """``stream_tflite(block_size=N)``: its ``stream_fixed`` signature (one channel, static
+  shapes, built-in operators only) for N-sample blocks, ``stream`` for the rest, one state."""
+  path, model, _ = exported
+  meta = export.read_metadata(path)
+  block = 2 * meta['stream_frame_samples']
+  content = export.stream_tflite(path, block_size=block)
+  interpreter = tf.lite.Interpreter(model_content=content)
+  fixed = interpreter.get_signature_runner(contract.STREAM_FIXED_SIGNATURE)
+  any_size = interpreter.get_signature_runner(contract.STREAM_SIGNATURE)
+  state = np.zeros([1, meta['stream_state_size']], np.float32)
+  outs = []
+  for start in range(0, audio.shape[1], block):
+    piece = audio[:1, start:start + block]
+    result = (fixed if piece.shape[1] == block else any_size)(audio=piece, state=state)
+    outs.append(result['wet'])
+    state = result['state']
+  np.testing.assert_allclose(np.concatenate(outs, axis=1),
+                             late(model(audio[:1]).numpy(), meta['stream_latency_samples']),
+                             atol=1e-5)
+  with pytest.raises(ValueError, match='multiple of the model'):
+    export.stream_tflite(path, block_size=block + 1)

@@ -10,7 +10,9 @@ Signatures:
 * ``stream`` (streamable models, :mod:`trainer.streaming`): ``audio`` float32 ``[batch,
   n]`` (one block, n >= 1) and ``state`` float32 ``[batch, state_size]`` (zeros to start
   a stream) -> ``wet`` ``[batch, n]`` (the whole-stream output ``stream_latency_samples``
-  earlier) and the next ``state``. Each block costs O(n).
+  earlier) and the next ``state``. Each block costs O(n). :func:`stream_tflite` converts
+  it to TFLite, with a faster ``stream_fixed`` form for one block size (a multiple of
+  ``stream_frame_samples``).
 
 ``assets/fxemu.json`` holds what a client needs for block-wise processing: sample rate,
 receptive field, block multiple (blocks must start at multiples of it), window/context
@@ -21,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
@@ -58,6 +60,7 @@ def metadata(model: keras.Model, config: TrainConfig) -> Dict[str, Any]:
       'parameter_count': architectures.parameter_count(model),
       'stream_state_size': streamer.state_size if stream else 0,
       'stream_latency_samples': streamer.latency if stream else None,
+      'stream_frame_samples': streamer.frame if stream else None,
       'signatures': {
           contract.SERVING_SIGNATURE: {
               'inputs': {contract.AUDIO_INPUT: '[batch, samples] float32'},
@@ -126,19 +129,62 @@ def read_metadata(export_dir: str) -> Dict[str, Any]:
     return json.load(f)
 
 
-def stream_tflite(export_dir: str) -> bytes:
+def streamer_from_export(export_dir: str) -> streaming.Streamer:
+  """The :class:`trainer.streaming.Streamer` of an exported model: the architecture of
+  its fxemu.json ``train_config`` with the SavedModel's weights (to trace the stream
+  function again, e.g. for one fixed block size). Raises ValueError if it cannot stream
+  or the weights do not fit the architecture."""
+  config = TrainConfig.from_custom_config(read_metadata(export_dir)['train_config'])
+  reason = streaming.streamable(config)
+  if reason:
+    raise ValueError(f'{export_dir}: {reason}')
+  model = architectures.build_model(config)
+  saved = tf.saved_model.load(export_dir).model.variables
+  if [tuple(v.shape) for v in saved] != [tuple(w.shape) for w in model.variables]:
+    raise ValueError(f'{export_dir}: the SavedModel\'s weights do not fit its train_config\'s '
+                     f'{config.model} model')
+  for weight, value in zip(model.variables, saved):
+    weight.assign(value)
+  return streaming.Streamer(model, config)
+
+
+def stream_tflite(export_dir: str, block_size: Optional[int] = None) -> bytes:
   """The ``stream`` signature of an exported model as a TFLite flatbuffer.
 
-  TFLite's built-in operators cover nearly all of it; the few left (the frame and
-  overlap-add of the strided paths) run on the select-TF-ops delegate, which
-  ``tf.lite.Interpreter`` and the TFLite runtime with Flex support provide. Raises
-  ValueError if the model has no ``stream`` signature.
+  TFLite's built-in operators cover nearly all of it; the few left (the frame
+  extraction of the strided paths for blocks of any size) run on the select-TF-ops
+  delegate, which ``tf.lite.Interpreter`` and the TFLite runtime with Flex support
+  provide. With ``block_size`` N the flatbuffer also holds ``stream_fixed``: the same
+  function for one channel and blocks of exactly N samples (``[1, N]``, state ``[1,
+  state_size]``; :meth:`trainer.streaming.Streamer.fixed_step`: static shapes, built-in
+  operators only, much faster), which a client runs (per channel) while its
+  stream has been fed only N-sample blocks, using ``stream`` for any other block; N must
+  be a multiple of the model's frame (``stream_frame_samples`` in fxemu.json). Raises
+  ValueError if the model has no ``stream`` signature or N does not fit.
   """
   if contract.STREAM_SIGNATURE not in read_metadata(export_dir).get('signatures', {}):
     raise ValueError(f'{export_dir}: the model has no {contract.STREAM_SIGNATURE!r} signature '
                      '(its architecture cannot stream)')
-  converter = tf.lite.TFLiteConverter.from_saved_model(export_dir,
-                                                       signature_keys=[contract.STREAM_SIGNATURE])
-  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS,
-                                         tf.lite.OpsSet.SELECT_TF_OPS]
-  return converter.convert()
+  with tempfile.TemporaryDirectory() as scratch:
+    source, keys = export_dir, [contract.STREAM_SIGNATURE]
+    if block_size is not None:
+      streamer = streamer_from_export(export_dir)
+      if block_size < 1 or block_size % streamer.frame:
+        raise ValueError(f'{export_dir}: the block size must be a positive multiple of the '
+                         f'model\'s frame ({streamer.frame} samples), got {block_size}')
+
+      def signature(step, batch, samples):
+        def run(audio, state):
+          wet, state = step(audio, state)
+          return {contract.WET_OUTPUT: wet, contract.STATE: state}
+        return tf.function(run, input_signature=[
+            tf.TensorSpec([batch, samples], tf.float32, name=contract.AUDIO_INPUT),
+            tf.TensorSpec([batch, streamer.state_size], tf.float32, name=contract.STATE)])
+      source, keys = scratch, keys + [contract.STREAM_FIXED_SIGNATURE]
+      tf.saved_model.save(streamer, scratch, signatures={   # stream_fixed: one channel
+          contract.STREAM_SIGNATURE: signature(streamer.step, None, None),
+          contract.STREAM_FIXED_SIGNATURE: signature(streamer.fixed_step, 1, block_size)})
+    converter = tf.lite.TFLiteConverter.from_saved_model(source, signature_keys=keys)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS,
+                                           tf.lite.OpsSet.SELECT_TF_OPS]
+    return converter.convert()

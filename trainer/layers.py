@@ -198,7 +198,9 @@ class WaveNetLayer(keras.layers.Layer):
                                            initializer='glorot_uniform')
     super().build(input_shape)
 
-  def _act(self, z):
+  def activate(self, z):
+    """The activation of ``z [..., width]`` -> ``[..., channels]`` (gated: tanh of the
+    first half times sigmoid of the second)."""
     if self.gated:
       return tf.tanh(z[..., :self.channels]) * tf.sigmoid(z[..., self.channels:])
     return self._activation(z)
@@ -225,7 +227,7 @@ class WaveNetLayer(keras.layers.Layer):
                      dilations=self.dilation)
     z = z + tf.nn.conv1d(condition, tf.cast(self.mix_kernel, dtype), stride=1, padding='VALID')
     bias = tf.cast(self.bias, dtype)
-    a = self._act(z + bias) - self._act(bias)
+    a = self.activate(z + bias) - self.activate(bias)
     residual = tf.nn.conv1d(a, tf.cast(self.residual_kernel, dtype), stride=1, padding='VALID')
     return h + residual, a
 

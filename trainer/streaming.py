@@ -23,6 +23,11 @@ arithmetic. Models: ``hybrid``, ``wavenet``, ``tcn`` (causal) and ``conv`` (caus
 no modulation branch); :class:`NotStreamable` says why another one is not.
 
 Shapes: ``audio [batch, N]`` float32 -> ``wet [batch, N]``; N may change from call to call.
+
+:meth:`Streamer.fixed_step` is the same step for one block size N, a multiple of the frame
+length, on a stream fed only such blocks: every offset is then a constant and every shape
+static (no data-dependent frame count), the form TFLite runs fastest (built-in operators,
+no tensor resizing). Both forms share the state, so a stream may switch between them.
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ from typing import Dict, List, Tuple
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
+import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 import tf_keras as keras  # pylint: disable=g-import-not-at-top
 
@@ -77,24 +83,36 @@ class _State:
     return sum(math.prod(shape) for _, shape in self.parts)
 
   def unpack(self, flat) -> Dict[str, tf.Tensor]:
+    """``[batch, size]`` -> the parts. Only static-size slices and reshapes (a
+    zero-size part, which no operation reads, is a zeros tensor of its shape)."""
     out, offset = {}, 0
-    batch = tf.shape(flat)[0]
     for name, shape in self.parts:
       n = math.prod(shape)
-      out[name] = tf.reshape(flat[:, offset:offset + n], tf.concat([[batch], shape], 0))
+      if n:
+        out[name] = tf.reshape(flat[:, offset:offset + n], [-1, *shape])
+      else:
+        out[name] = tf.zeros(tf.concat([tf.shape(flat)[:1], shape], 0))
       offset += n
     return out
 
   def pack(self, values: Dict[str, tf.Tensor]):
-    batch = tf.shape(values[self.parts[0][0]])[0]
-    return tf.concat([tf.reshape(values[name], [batch, math.prod(shape)])
+    return tf.concat([tf.reshape(values[name], [-1, math.prod(shape)])
                       for name, shape in self.parts if math.prod(shape)], axis=1)
+
+
+def _length(x, axis: int = 1):
+  """The size of ``x`` along ``axis``: a Python int when it is static, else a tensor."""
+  size = x.shape[axis]
+  return int(size) if size is not None else tf.shape(x)[axis]
 
 
 def _with_past(past, new):
   """``concat(past, new)`` along time, and the new past: its last ``len(past)`` samples."""
+  keep = past.shape[1]
+  if not keep:
+    return new, past
   joined = tf.concat([past, new], axis=1)
-  return joined, joined[:, tf.shape(joined)[1] - past.shape[1]:]
+  return joined, joined[:, -keep:]
 
 
 def _conv_valid(layer: keras.layers.Conv1D, x):
@@ -115,11 +133,60 @@ def _conv_valid(layer: keras.layers.Conv1D, x):
 def _last(x, n):
   """The last ``n`` steps of ``x [b, t, c]`` (a 'VALID' convolution of an input no longer
   than its reach returns a wrong length in TensorFlow; this keeps exactly the new ones)."""
-  return x[:, tf.shape(x)[1] - n:]
+  return x[:, _length(x) - n:]
 
 
 def _conv_reach(layer: keras.layers.Conv1D) -> int:
   return (layer.kernel_size[0] - 1) * layer.dilation_rate[0]
+
+
+def _split_time(x, *inner: int):
+  """``x [b, t, ...]`` -> ``[b, t, *inner]`` (with a static ``t``, no shape operations)."""
+  if x.shape[1] is not None:
+    return tf.reshape(x, [-1, int(x.shape[1]), *inner])
+  return tf.reshape(x, tf.concat([tf.shape(x)[:2], inner], 0))
+
+
+def _overlap_add(frames, hop: int):
+  """``frames [b, F, K, m]`` overlap-added at ``hop`` -> ``[b, (F + Q - 1) hop, m]``,
+  ``Q = ceil(K / hop)``: frame f starts at sample ``f hop`` (the end is zeros past
+  ``(F - 1) hop + K``). Pads, slices and adds only (TFLite has no overlap-add kernel)."""
+  k, m = int(frames.shape[2]), int(frames.shape[3])
+  q = -(-k // hop)
+  if q * hop > k:
+    frames = tf.pad(frames, [[0, 0], [0, 0], [0, q * hop - k], [0, 0]])
+  total = tf.add_n([tf.pad(frames[:, :, j * hop:(j + 1) * hop], [[0, 0], [j, q - 1 - j],
+                                                                  [0, 0], [0, 0]])
+                    for j in range(q)])                           # [b, F + Q - 1, hop, m]
+  if total.shape[1] is not None:
+    return tf.reshape(total, [-1, int(total.shape[1]) * hop, m])
+  return tf.reshape(total, tf.stack([tf.shape(total)[0], -1, m]))
+
+
+#: Phases of :func:`_correlate`: its convolution has this many channels in and out.
+_PHASES = 32
+
+
+def _correlate(x, taps, n):
+  """``y[t] = sum_j taps[j] x[t + j]`` for ``t < n``: ``x [b, n + T - 1, 1]``, ``taps
+  [T]`` -> ``[b, n, 1]`` (a 'VALID' one-channel convolution), computed on ``P`` phases:
+  ``y[a P + r] = sum_i sum_s X[a + i, s] W_i[s, r]`` with ``X[a, s] = x[a P + s]`` and
+  ``W_i[s, r] = taps[i P + s - r]`` (0 outside the taps), a P-channel convolution of
+  ``ceil((T + P - 1) / P)`` taps: about the same multiply-adds, but a long one-channel
+  filter is many times slower in TFLite (with or without XNNPACK)."""
+  p, t = _PHASES, int(taps.shape[0])
+  width = (t + p - 2) // p + 1                                 # kernel taps i
+  index = (p * np.arange(width)[:, None, None] + np.arange(p)[None, :, None]
+           - np.arange(p)[None, None, :])                      # [i, s, r] -> tap
+  index = np.where((index >= 0) & (index < t), index, t).astype(np.int32)
+  kernel = tf.gather(tf.concat([taps, tf.zeros([1], taps.dtype)], 0), index)  # [i, s, r]
+  rows = -(-n // p)                                            # y in rows of p samples
+  x = tf.pad(x, [[0, 0], [0, (rows + width - 1) * p - _length(x)], [0, 0]])
+  if isinstance(rows, int):
+    y = tf.nn.conv1d(tf.reshape(x, [-1, rows + width - 1, p]), kernel, 1, 'VALID')
+    return tf.reshape(y, [-1, rows * p, 1])[:, :n]
+  y = tf.nn.conv1d(tf.reshape(x, tf.stack([tf.shape(x)[0], -1, p])), kernel, 1, 'VALID')
+  return tf.reshape(y, tf.stack([tf.shape(y)[0], -1, 1]))[:, :n]
 
 
 class _FramePath:
@@ -127,8 +194,7 @@ class _FramePath:
   frames as their last sample arrives. ``first`` is where frame 0 starts relative to the
   stream (``-(K - 1)`` for the causal condition path, ``-overlap`` for the conv model):
   frame f encodes input ``[f S + first, f S + first + K)`` and writes output samples
-  ``[f S + first + shift, ... + K)`` where ``shift`` is the decoder crop (``first`` for
-  the causal path, 0 for the conv model)."""
+  ``[f S + out_first, f S + out_first + K)``."""
 
   def __init__(self, state: _State, name: str, encoder, latent, decoder, stride: int,
                first: int, out_first: int):
@@ -137,6 +203,7 @@ class _FramePath:
     self.encoder, self.decoder = encoder, decoder
     self.s, self.k = int(stride), int(encoder.kernel_size[0])
     self.first, self.out_first = int(first), int(out_first)
+    self.last = self.first + self.k - 1                         # frame f's last sample - f S
     self.ring = -(-self.k // self.s)                            # frames overlapping a sample
     channels = int(encoder.filters)
     self.x_past = state.add(f'{name}/input', self.k - 1, 1)
@@ -150,35 +217,52 @@ class _FramePath:
         self.latent.append((item, None, None))
     self.decoded = state.add(f'{name}/decoded', self.ring, self.k, int(decoder.filters))
 
-  def step(self, state, new_state, x, position, count):
-    """``x [b, n, 1]``, the stream's samples from ``position`` (a float scalar, an exact
-    integer) -> ``(signal [b, L, out], first)``: the overlap-added decoded frames that
-    can reach samples from ``position - K`` on; ``signal[:, i]`` is stream sample
-    ``first + i``. Samples whose every frame is encoded: up to ``position + count - 1``
-    minus the path's look-ahead."""
+  def step(self, state, new_state, x, position, count, lookahead: int, aligned: bool):
+    """``x [b, n, 1]``, the stream's samples from ``position`` (``[b, 1]`` float, exact
+    integers) -> the path's output ``[b, n, out]`` for samples ``[position - lookahead,
+    position - lookahead + n)`` (every frame reaching them must be complete: ``lookahead``
+    at least the path's own). ``aligned``: ``n`` is static, a multiple of S, and
+    ``position`` a multiple of S, so the block completes exactly ``n / S`` frames and
+    every offset is a constant (static shapes, built-in TFLite operations only); else
+    the frames and offsets are computed from ``position`` for any ``n``."""
     s, k = self.s, self.k
     x_ext, new_state[self.x_past] = _with_past(state[self.x_past], x)  # from position-(k-1)
-    a = tf.cast(position, tf.int32)
-    # Frames whose last sample f S + first + k - 1 lies in [a, a + n): f0 .. f1.
-    f0 = tf.maximum(0, -((-(a - self.first - k + 1)) // s))
-    f1 = (a + count - 1 - self.first - k + 1) // s
-    frames_new = tf.maximum(0, f1 - f0 + 1)
-    start = f0 * s + self.first - (a - k + 1)                   # frame f0 in x_ext
-    tail = x_ext[:, tf.minimum(start, tf.shape(x_ext)[1]):, 0]
-    frames = tf.signal.frame(tail, k, s)[:, :frames_new]         # [b, F, k]
-    z = tf.einsum('bfk,kc->bfc', frames, self.encoder.kernel[:, 0, :])
+    if aligned:
+      # position = p S: frames p - behind ... p - behind + n / S - 1 end in the block,
+      # the first of them at x_ext[last % S].
+      behind = self.last // s
+      frames_new, start = count // s, self.last % s
+      z = tf.nn.conv1d(x_ext[:, start:start + (frames_new - 1) * s + k], self.encoder.kernel,
+                       stride=s, padding='VALID')                # [b, F, c]
+      if behind:    # frames before frame 0 (the stream's start) are silent
+        index = position / s - behind + tf.range(frames_new, dtype=tf.float32)
+        z = z * tf.cast(index >= 0, z.dtype)[:, :, None]
+      offset = (behind + self.ring) * s - self.out_first - lookahead
+    else:
+      a = tf.cast(position[0, 0], tf.int32)
+      # Frames whose last sample f S + last lies in [a, a + n): f0 .. f1.
+      f0 = tf.maximum(0, -((-(a - self.last)) // s))
+      f1 = (a + count - 1 - self.last) // s
+      frames_new = tf.maximum(0, f1 - f0 + 1)
+      start = f0 * s + self.first - (a - k + 1)                 # frame f0 in x_ext
+      tail = x_ext[:, tf.minimum(start, tf.shape(x_ext)[1]):, 0]
+      frames = tf.signal.frame(tail, k, s)[:, :frames_new]       # [b, F, k]
+      z = tf.einsum('bfk,kc->bfc', frames, self.encoder.kernel[:, 0, :])
+      offset = a - lookahead - (f0 - self.ring) * s - self.out_first
     for layer, mix, past in self.latent:
       if mix is None:
         z = layer(z)                                             # pointwise
       else:
         z_ext, new_state[past] = _with_past(state[past], z)
-        z = z + mix(_last(_conv_valid(layer, z_ext), tf.shape(z)[1]))
-    decoded = tf.einsum('bfc,kmc->bfkm', z, self.decoder.kernel)  # [b, F, k, m]
-    ring = tf.concat([state[self.decoded], decoded], axis=1)      # frames f0 - ring .. f1
-    new_state[self.decoded] = ring[:, tf.shape(ring)[1] - self.ring:]
-    signal = tf.signal.overlap_and_add(tf.transpose(ring, [0, 3, 1, 2]), s)  # [b, m, L]
-    # signal[0] is output sample (f0 - ring) S + out_first.
-    return tf.transpose(signal, [0, 2, 1]), (f0 - self.ring) * s + self.out_first
+        z = z + mix(_last(_conv_valid(layer, z_ext), _length(z)))
+    kernel = self.decoder.kernel                                 # [k, m, c]
+    m = int(kernel.shape[1])
+    decoded = _split_time(tf.matmul(z, tf.reshape(tf.transpose(kernel, [2, 0, 1]),
+                                                  [-1, k * m])), k, m)  # [b, F, k, m]
+    ring = tf.concat([state[self.decoded], decoded], axis=1)      # frames f0 - ring .. f0 + F - 1
+    new_state[self.decoded] = ring[:, -self.ring:]
+    signal = _overlap_add(ring, s)              # [b, L, m]; [0] is sample (f0 - ring) S + out_first
+    return signal[:, offset:offset + count]
 
 
 class Streamer(tf.Module):
@@ -269,62 +353,90 @@ class Streamer(tf.Module):
   @staticmethod
   def _delayed(past, y):
     """``y`` delayed by ``len(past)`` samples through the FIFO ``past``."""
+    if not past.shape[1]:
+      return y, past
     joined = tf.concat([past, y], axis=1)
-    n = tf.shape(y)[1]
+    n = _length(y)
     return joined[:, :n], joined[:, n:]
 
   def step(self, audio, state):
     """One block: ``audio [b, n]`` float32 and ``state [b, state_size]`` ->
     ``(wet [b, n], new state)``; ``wet`` is the whole-stream output ``latency`` samples
     earlier. ``n`` may be any size (0 included) and change from call to call."""
+    return self._step(audio, state, aligned=False)
+
+  def fixed_step(self, audio, state):
+    """:meth:`step` for a block whose size N is static (known when traced) and a multiple
+    of :attr:`frame`, on a stream whose position is a multiple of :attr:`frame` (one fed
+    only such blocks since it began). The same output and state as :meth:`step` (the
+    two may take turns on one stream), from a graph of static shapes whose offsets are
+    constants: TFLite runs it with built-in operators only, without resizing tensors."""
+    n = audio.shape[1]
+    if n is None or n % self.frame:
+      raise ValueError(f'fixed_step needs a static block size that is a multiple of '
+                       f'{self.frame} samples, got {n}')
+    return self._step(audio, state, aligned=True)
+
+  def _step(self, audio, state, aligned: bool):
     audio = tf.convert_to_tensor(audio, tf.float32)
     parts = self._state.unpack(tf.convert_to_tensor(state, tf.float32))
     new: Dict[str, tf.Tensor] = dict(parts)
-    position = parts[self._position][0, 0]
-    count = tf.shape(audio)[1]
+    position = parts[self._position]                               # [b, 1]
+    count = _length(audio)
     x = audio[:, :, None]                                          # [b, n, 1]
     if self._agc is not None:
       x_ext, new[self._agc_past] = _with_past(parts[self._agc_past], x)
-      x = self._agc(x_ext)[:, tf.shape(x_ext)[1] - count:]
+      x = _last(self._agc(x_ext), count)
     if self.config.model == 'conv':
-      main = self._conv_main(parts, new, x, position, count)
+      main = self._frame_path.step(parts, new, x, position, count, self._main_lookahead,
+                                   aligned)
     elif self.config.model == 'tcn':
       main = self._tcn_main(parts, new, x)
     else:
-      main = self._wavenet_main(parts, new, x, position, count)
+      main = self._wavenet_main(parts, new, x, position, count, aligned)
     wet, new[self._main_delay] = self._delayed(parts[self._main_delay], main)
     if self._fir is not None:
       x_ext, new[self._fir_past] = _with_past(parts[self._fir_past], x)
-      taps = tf.reshape(tf.reverse(self._fir.filter, [0]), [self._fir.taps, 1, 1])
-      fir = tf.nn.conv1d(x_ext, taps, stride=1, padding='VALID')  # output sample t - lookahead
+      fir = _correlate(x_ext, tf.reverse(self._fir.filter, [0]), count)  # sample t - lookahead
       fir, new[self._fir_delay] = self._delayed(parts[self._fir_delay], fir)
       wet = wet + fir
     if self.latency:   # before the stream began the output is silence (look-ahead taps
       # have already seen its first samples)
-      time = tf.cast(position, tf.int32) - self.latency + tf.range(count)
-      wet = tf.where((time >= 0)[None, :, None], wet, 0.0)
+      time = position - self.latency + tf.cast(tf.range(count), tf.float32)   # [b, n]
+      wet = tf.where((time >= 0)[:, :, None], wet, 0.0)
     position = position + tf.cast(count, tf.float32)
     wrap = float(POSITION_WRAP // self.frame * self.frame)
-    position = tf.where(position >= 2 * wrap, position - wrap, position)
-    new[self._position] = tf.fill([tf.shape(audio)[0], 1], position)
+    new[self._position] = tf.where(position >= 2 * wrap, position - wrap, position)
     return wet[:, :, 0], self._state.pack(new)
 
-  def _wavenet_main(self, parts, new, x, position, count):
+  def _wavenet_main(self, parts, new, x, position, count, aligned):
+    """The layer arrays (:class:`trainer.layers.WaveNetLayer` in fewer operations): every
+    layer's 1x1 condition mix and bias in one product per array, and each layer's
+    ``act(z + b) - act(b)`` with the constant ``act(b)`` moved into the residual's bias
+    and subtracted once from the head's sum."""
     condition = x
     if self._frame_path is not None:
-      signal, first = self._frame_path.step(parts, new, x, position, count)
-      start = tf.cast(position, tf.int32) - first
-      slow = signal[:, start:start + count]
+      slow = self._frame_path.step(parts, new, x, position, count, 0, aligned)
       condition = tf.concat([x, slow], axis=-1)
     h, head = x, None
     for rechannel, layers, pasts, head_layer in self._arrays:
       h = rechannel(h)
-      heads = [] if head is None else [head]
-      for layer, past in zip(layers, pasts):
+      mixes = tf.split(
+          tf.matmul(condition, tf.concat([l.mix_kernel[0] for l in layers], axis=1))
+          + tf.concat([l.bias for l in layers], axis=0),
+          [int(l.bias.shape[0]) for l in layers], axis=-1)   # each [b, n, width]
+      heads, rest = ([] if head is None else [head]), 0.0
+      for layer, past, mix in zip(layers, pasts, mixes):
         h_ext, new[past] = _with_past(parts[past], h)
-        h, out = layer.step(h_ext, condition)
-        heads.append(out)
-      head = head_layer(tf.add_n(heads))
+        active = layer.activate(tf.nn.conv1d(h_ext, layer.conv_kernel, stride=1,
+                                             padding='VALID', dilations=layer.dilation) + mix)
+        at_rest = layer.activate(layer.bias)                       # the output at silence
+        residual = layer.residual_kernel[0]
+        h = h + tf.nn.bias_add(tf.matmul(active, residual), -tf.linalg.matvec(residual, at_rest,
+                                                                              transpose_a=True))
+        heads.append(active)
+        rest = rest + at_rest
+      head = head_layer(tf.add_n(heads) - rest)
     return self.layers['head_scale'](head)
 
   def _tcn_main(self, parts, new, x):
@@ -338,9 +450,3 @@ class Streamer(tf.Module):
         h = h + mix(gated)
     mixed = self.layers['post'](tf.concat(skips, axis=-1))
     return self.layers['out'](mixed)
-
-  def _conv_main(self, parts, new, x, position, count):
-    """The decoded frames for samples ``[position - K + 1, ...)``, ``[b, n, 1]``."""
-    signal, first = self._frame_path.step(parts, new, x, position, count)
-    start = tf.cast(position, tf.int32) - self._main_lookahead - first
-    return signal[:, start:start + count]

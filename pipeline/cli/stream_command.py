@@ -106,25 +106,34 @@ def add_export_command(subparsers) -> None:
       'state -> wet block + state): TFLite built-in operators plus a few select TF ops '
       '(tf.lite.Interpreter and TFLite runtimes built with Flex support run it). Its '
       'output matches the SavedModel\'s to float rounding. The state size and the latency '
-      '(samples) are printed; `fxemu stream MODEL --tflite OUT` runs it.')
+      '(samples) are printed; `fxemu stream MODEL --tflite OUT` runs it. With --block-size '
+      'N it also holds a much faster form for N-sample blocks (built-in operators only).')
   parser.add_argument('--tflite', action='store_true', required=True,
                       help='write the TFLite form of the stream signature (the only format)')
   parser.add_argument('model', metavar='MODEL_DIR',
                       help='model base directory (newest version) or one version directory')
   parser.add_argument('output', metavar='OUT', nargs='?', default=None,
                       help='output file (default: MODEL_VERSION_DIR/stream.tflite)')
+  parser.add_argument('--block-size', type=int, default=None, metavar='N',
+                      help='also write the fast form for blocks of exactly N samples (static '
+                      'shapes, built-in TFLite operators only; N a multiple of the model\'s '
+                      'frame, stream_frame_samples in the model\'s metadata), which `fxemu stream '
+                      '--tflite` uses when its --block-size is N; other blocks still work')
   parser.set_defaults(func=run_export_command)
 
 
 def run_export_command(args) -> int:
   try:
-    out, state_size, latency, version_dir = stream.export_tflite(args.model, args.output)
+    out, state_size, latency, version_dir = stream.export_tflite(args.model, args.output,
+                                                                 args.block_size)
   except (apply.ModelError, ValueError) as e:
     print(f'fxemu export: error: {e}', file=sys.stderr)
     return 1
+  fixed = (f' and "{contract.STREAM_FIXED_SIGNATURE}" (n = {args.block_size})'
+           if args.block_size else '')
   print(f'wrote {out} ({os.path.getsize(out)} bytes) from {version_dir}: signature '
         f'"{contract.STREAM_SIGNATURE}" (audio [channels, n], state [channels, {state_size}]) -> '
-        f'(wet, state); latency {latency} samples')
+        f'(wet, state){fixed}; latency {latency} samples')
   print(f'latency: {latency} samples', file=sys.stderr)
   return 0
 

@@ -101,26 +101,40 @@ class TFLiteStream:
   ``tf.lite.Interpreter`` (with the select-TF-ops delegate for its few TF ops).
 
   ``latency`` is not in the flatbuffer: pass it (fxemu.json's ``stream_latency_samples``;
-  ``fxemu export --tflite`` prints it). The state size is read from the model.
+  ``fxemu export --tflite`` prints it). The state size is read from the model. A
+  flatbuffer exported for a block size (``fxemu export --tflite --block-size N``) also
+  has ``stream_fixed`` (one channel): :attr:`block` is then N, and while every block of
+  the stream has had N samples (the fixed form's condition) ``step`` runs that much
+  faster form, channel by channel; any other block (the last of a file, odd sizes) goes
+  through ``stream``, which carries the same state.
   """
 
   def __init__(self, tflite: bytes, channels: int = 1, latency: int = 0, info=None,
                threads: Optional[int] = None):
     import tensorflow as tf  # start-up: TensorFlow
     self.interpreter = tf.lite.Interpreter(model_content=tflite, num_threads=threads)
-    runner_inputs = self.interpreter.get_signature_list()
-    if contract.STREAM_SIGNATURE not in runner_inputs:
+    signatures = self.interpreter.get_signature_list()
+    if contract.STREAM_SIGNATURE not in signatures:
       raise NotStreamable(f'the TFLite model has no {contract.STREAM_SIGNATURE!r} signature '
-                          f'(signatures: {sorted(runner_inputs)})')
+                          f'(signatures: {sorted(signatures)})')
     self._runner = self.interpreter.get_signature_runner(contract.STREAM_SIGNATURE)
     details = self._runner.get_input_details()
     self.state_size = int(details[contract.STATE]['shape_signature'][-1])
     self.channels, self.latency, self.info = int(channels), int(latency), info
+    self.block, self._fixed = None, None
+    if contract.STREAM_FIXED_SIGNATURE in signatures:
+      self._fixed = self.interpreter.get_signature_runner(contract.STREAM_FIXED_SIGNATURE)
+      fixed = self._fixed.get_input_details()
+      self.block = int(fixed[contract.AUDIO_INPUT]['shape_signature'][-1])
+      if int(fixed[contract.STATE]['shape_signature'][-1]) != self.state_size:
+        raise NotStreamable(f'the {contract.STREAM_FIXED_SIGNATURE!r} and '
+                            f'{contract.STREAM_SIGNATURE!r} signatures have different states')
     self.tail_model = None       # set to a LocalModel to end files exactly (open_stream)
     self.reset()
 
   def reset(self) -> None:
     self._state = np.zeros([self.channels, self.state_size], np.float32)
+    self._aligned = True         # every block so far had `block` samples
 
   def step(self, block: np.ndarray) -> np.ndarray:
     block = np.ascontiguousarray(block, np.float32)
@@ -128,9 +142,17 @@ class TFLiteStream:
       raise ValueError(f'expected a block [{self.channels}, n], got {block.shape}')
     if block.shape[1] == 0:
       return block.copy()
-    out = self._runner(**{contract.AUDIO_INPUT: block, contract.STATE: self._state})
-    self._state = out[contract.STATE]
-    return out[contract.WET_OUTPUT]
+    self._aligned = self._aligned and block.shape[1] == self.block
+    if not self._aligned:
+      out = self._runner(**{contract.AUDIO_INPUT: block, contract.STATE: self._state})
+      self._state = out[contract.STATE]
+      return out[contract.WET_OUTPUT]
+    wet = np.empty_like(block)
+    for row in range(self.channels):     # stream_fixed takes one channel
+      out = self._fixed(**{contract.AUDIO_INPUT: block[row:row + 1],
+                           contract.STATE: self._state[row:row + 1]})
+      wet[row], self._state[row] = out[contract.WET_OUTPUT][0], out[contract.STATE][0]
+    return wet
 
 
 def open_stream(model, channels: int = 1, tflite: Optional[str] = None,
@@ -403,16 +425,21 @@ def stream_pcm(runner, source: BinaryIO, sink: BinaryIO, subtype: str, channels:
 
 # --- fxemu export --tflite -------------------------------------------------------------------
 
-def export_tflite(model_dir: str, out_path: Optional[str] = None) -> tuple:
+def export_tflite(model_dir: str, out_path: Optional[str] = None,
+                  block_size: Optional[int] = None) -> tuple:
   """Writes the TFLite form of ``model_dir``'s ``stream`` signature (the newest version of
-  a base directory); returns ``(out_path, state_size, latency, version_dir)``. The default
-  ``out_path`` is ``<version dir>/stream.tflite`` (TF Serving ignores extra files)."""
+  a base directory; with ``block_size``, also its fast ``stream_fixed`` form for blocks
+  of that many samples: :func:`trainer.export.stream_tflite`); returns ``(out_path,
+  state_size, latency, version_dir)``. The default ``out_path`` is ``<version
+  dir>/stream.tflite`` (TF Serving ignores extra files)."""
   from trainer import export  # start-up: TensorFlow
   model = apply.LocalModel(model_dir)
   state_size, latency = stream_info(model)
   out_path = out_path or os.path.join(model.path, 'stream.tflite')
   try:
-    content = export.stream_tflite(model.path)
+    content = export.stream_tflite(model.path, block_size)
+  except ValueError as e:       # no stream signature, or the block size does not fit
+    raise apply.ModelError(str(e)) from e
   except Exception as e:  # pylint: disable=broad-except
     raise apply.ModelError(f'{model.path}: the TFLite conversion failed ({e})') from e
   try:
@@ -420,4 +447,3 @@ def export_tflite(model_dir: str, out_path: Optional[str] = None) -> tuple:
   except OSError as e:
     raise apply.ModelError(f'{out_path}: cannot be written ({e})') from e
   return out_path, state_size, latency, model.path
-
