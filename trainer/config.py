@@ -108,7 +108,7 @@ class TrainConfig:
   tcn_dilations: Tuple[int, ...] = _field(
       (1, 2, 4, 8, 16, 32, 64, 128, 256, 512), 'tcn: dilations of the gated residual layers.')
   wavenet_channels: Tuple[int, ...] = _field(
-      (12, 6), 'wavenet/hybrid: channels of each layer array of the full-rate path (one '
+      (8, 4), 'wavenet/hybrid: channels of each layer array of the full-rate path (one '
       'number per array; the arrays run in series, each adding its layers\' outputs to a '
       'shared head, as in Neural Amp Modeler\'s standard WaveNet).')
   wavenet_kernel: int = _field(3, 'wavenet/hybrid: kernel size (samples) of the dilated '
