@@ -25,7 +25,9 @@ Figures:
 * the ``stream`` signature (:mod:`pipeline.inference.stream`, issue 15): the SavedModel's
   signature and its TFLite form (``fxemu export --tflite --block-size B`` for each block
   size B, so its static ``stream_fixed`` form runs; one interpreter thread), mono, blocks of ``--stream-blocks`` samples (128 and 512), the whole process pinned to
-  one CPU (:class:`one_core`, like ``taskset``): RTF, mean / p99 ms per block against
+  one CPU (:class:`one_core`; it pins itself after the models are built, which measured
+  up to 2x slower than running the whole process under ``taskset -c 1``, the figure the
+  goals are judged on: docs/performance.md): RTF, mean / p99 ms per block against
   the block's duration, latency in samples; goals (:data:`STREAM_RTF_GOALS`): the default
   model >= 10x at 128 and >= 20x at 512, conv >= 50x at 512. Keys
   ``<model>_stream_<savedmodel|tflite>_<block>_rtf``.
