@@ -60,6 +60,15 @@ def stream_info(model) -> tuple:
   return int(meta['stream_state_size']), int(meta.get('stream_latency_samples') or 0)
 
 
+def checked_block(block, channels: int) -> np.ndarray:
+  """``block`` as a contiguous float32 ``[channels, n]`` array; ValueError if it is not
+  that shape (what both stream runners accept)."""
+  block = np.ascontiguousarray(block, np.float32)
+  if block.ndim != 2 or block.shape[0] != channels:
+    raise ValueError(f'expected a block [{channels}, n], got {block.shape}')
+  return block
+
+
 class SavedModelStream:
   """The ``stream`` signature of a :class:`pipeline.inference.apply.LocalModel` with its state.
 
@@ -85,9 +94,7 @@ class SavedModelStream:
     self._state = self._tf.zeros([self.channels, self.state_size], self._tf.float32)
 
   def step(self, block: np.ndarray) -> np.ndarray:
-    block = np.ascontiguousarray(block, np.float32)
-    if block.ndim != 2 or block.shape[0] != self.channels:
-      raise ValueError(f'expected a block [{self.channels}, n], got {block.shape}')
+    block = checked_block(block, self.channels)
     if block.shape[1] == 0:
       return block.copy()
     out = self._fn(**{contract.AUDIO_INPUT: self._tf.constant(block),
@@ -137,9 +144,7 @@ class TFLiteStream:
     self._aligned = True         # every block so far had `block` samples
 
   def step(self, block: np.ndarray) -> np.ndarray:
-    block = np.ascontiguousarray(block, np.float32)
-    if block.ndim != 2 or block.shape[0] != self.channels:
-      raise ValueError(f'expected a block [{self.channels}, n], got {block.shape}')
+    block = checked_block(block, self.channels)
     if block.shape[1] == 0:
       return block.copy()
     self._aligned = self._aligned and block.shape[1] == self.block
