@@ -24,13 +24,13 @@ Figures:
 
 * the ``stream`` signature (:mod:`pipeline.inference.stream`, issue 15): the SavedModel's
   signature and its TFLite form (``fxemu export --tflite --block-size B`` for each block
-  size B, so its static ``stream_fixed`` form runs; one interpreter thread), mono, blocks of ``--stream-blocks`` samples (128 and 512), the whole process pinned to
-  one CPU (:class:`one_core`; it pins itself after the models are built, which measured
-  up to 2x slower than running the whole process under ``taskset -c 1``, the figure the
-  goals are judged on: docs/performance.md): RTF, mean / p99 ms per block against
-  the block's duration, latency in samples; goals (:data:`STREAM_RTF_GOALS`): the default
-  model >= 10x at 128 and >= 20x at 512, conv >= 50x at 512. Keys
-  ``<model>_stream_<savedmodel|tflite>_<block>_rtf``.
+  size B, so its static ``stream_fixed`` form runs; one interpreter thread), mono, blocks
+  of ``--stream-blocks`` samples (128 and 512), measured in a child process pinned to one
+  CPU before it starts (:func:`stream_rows_on_one_cpu`, like ``taskset -c N``: pinning a
+  process that had already built its thread pools measured up to 2x slower,
+  docs/performance.md): RTF, mean / p99 ms per block against the block's duration,
+  latency in samples; goals (:data:`STREAM_RTF_GOALS`): the default model >= 10x at 128
+  and >= 20x at 512, conv >= 50x at 512. Keys ``<model>_stream_<savedmodel|tflite>_<block>_rtf``.
 
 ``--json`` makes the last stdout line one JSON object with the same figures.
 """
@@ -177,49 +177,44 @@ def benchmark(path: str, seconds: float, stream_seconds: float, block: int,
 STREAM_RTF_GOALS = {(DEFAULT_MODEL, 128): 10.0, (DEFAULT_MODEL, 512): 20.0, ('conv', 512): 50.0}
 
 
-class one_core:  # pylint: disable=invalid-name
-  """Pins every thread of this process (TensorFlow's pools included) to one CPU, like
-  ``taskset -c N``, and restores the previous affinity on exit (Linux)."""
-
-  def __enter__(self):
-    self.saved = {}
-    try:
-      allowed = sorted(os.sched_getaffinity(0))
-      self.cpu = allowed[-1]
-      for tid in map(int, os.listdir('/proc/self/task')):
-        try:
-          self.saved[tid] = os.sched_getaffinity(tid)
-          os.sched_setaffinity(tid, {self.cpu})
-        except OSError:
-          pass
-    except (AttributeError, OSError):
-      self.cpu = None
-    return self
-
-  def __exit__(self, *exc):
-    for tid, cpus in self.saved.items():
-      try:
-        os.sched_setaffinity(tid, cpus)
-      except OSError:
-        pass
+def stream_rows_on_one_cpu(path: str, seconds: float, blocks: List[int], tflite: bool,
+                           scratch: str) -> List[Dict[str, object]]:
+  """:func:`benchmark_stream_signature` of the model at ``path`` in a child process whose
+  CPU affinity is one CPU (the last this process may use) from before it starts, so
+  TensorFlow's and TFLite's threads are all made on that CPU, as under ``taskset -c N``
+  (where affinity cannot be set, the child runs unpinned and says so on stderr)."""
+  import json  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  try:
+    cpu = sorted(os.sched_getaffinity(0))[-1]
+    pin = lambda: os.sched_setaffinity(0, {cpu})   # in the child, before exec
+  except AttributeError:   # not Linux
+    pin = None
+    print('apply_speed: cannot pin a process to one CPU here; the stream rows use all CPUs',
+          file=sys.stderr)
+  command = [sys.executable, os.path.abspath(__file__), '--stream-worker', path,
+             '--stream-signature-seconds', str(seconds),
+             '--stream-blocks', ','.join(map(str, blocks)), '--scratch', scratch,
+             '--tflite' if tflite else '--no-tflite']
+  result = subprocess.run(command, stdout=subprocess.PIPE, check=True, preexec_fn=pin,
+                          text=True)
+  return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def measure_stream_signature(runner, seconds: float, block: int) -> Dict[str, float]:
   """Per-block wall times of a :mod:`pipeline.inference.stream` runner (SavedModel ``stream``
-  signature or its TFLite form) on ``seconds`` of mono audio, after 20 warm-up blocks,
-  with the whole process pinned to one CPU."""
+  signature or its TFLite form) on ``seconds`` of mono audio, after 20 warm-up blocks."""
   rate = runner.info.sample_rate
   audio = test_signal(seconds, rate)[:, 0][None, :]
-  with one_core():
-    runner.reset()
-    for i in range(20):
-      runner.step(audio[:, :block])
-    runner.reset()
-    times = []
-    for i in range(0, audio.shape[1] - block + 1, block):
-      start = time.perf_counter()
-      runner.step(audio[:, i:i + block])
-      times.append(time.perf_counter() - start)
+  runner.reset()
+  for i in range(20):
+    runner.step(audio[:, :block])
+  runner.reset()
+  times = []
+  for i in range(0, audio.shape[1] - block + 1, block):
+    start = time.perf_counter()
+    runner.step(audio[:, i:i + block])
+    times.append(time.perf_counter() - start)
   ms = 1000.0 * np.asarray(times)
   return {'rtf': len(times) * block / rate / float(np.sum(times)),
           'mean_ms': float(ms.mean()), 'p50_ms': float(np.percentile(ms, 50)),
@@ -259,7 +254,7 @@ def print_stream_table(rows: List[Dict[str, object]]) -> None:
   if not rows:
     return
   print('\nStreaming through the "stream" signature (state carried, O(block) per call), one '
-        'channel, the process pinned to one CPU:')
+        f'channel, in a process whose CPUs were {rows[0].get("cpus_allowed")} from its start:')
   header = (f'{"model":8s} {"runtime":10s} {"block":>5s} {"RTF":>8s} {"mean":>9s} '
             f'{"p99":>9s} {"budget":>8s} {"latency":>11s}  goal')
   print(header)
@@ -321,9 +316,20 @@ def main(argv=None) -> int:
                       help='audio streamed per block size and runtime, s (default: 3)')
   parser.add_argument('--tflite', default=True, action=argparse.BooleanOptionalAction,
                       help='also convert each streamable model to TFLite and time it')
+  parser.add_argument('--stream-worker', metavar='DIR', help=argparse.SUPPRESS)
+  parser.add_argument('--scratch', help=argparse.SUPPRESS)
   common.add_runtime_flags(parser)
   args = parser.parse_args(argv)
   common.apply_runtime_flags(args)
+  blocks = [int(b) for b in args.stream_blocks.split(',') if b.strip()]
+  if args.stream_worker:    # the child of stream_rows_on_one_cpu: rows as JSON
+    rows = benchmark_stream_signature(apply.LocalModel(args.stream_worker),
+                                      args.stream_signature_seconds, blocks, args.tflite,
+                                      args.scratch)
+    for row in rows:   # the CPUs this process ran on (one, when pinned)
+      row['cpus_allowed'] = sorted(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else None
+    common.emit_json(rows)
+    return 0
   with tempfile.TemporaryDirectory(prefix='fxemu-bench-') as scratch:
     paths = args.model
     if not paths:
@@ -333,13 +339,11 @@ def main(argv=None) -> int:
         paths.append(export_default_model(os.path.join(scratch, name), name))
     rows = [benchmark(p, args.seconds, args.stream_seconds, args.block, args.repeats, scratch)
             for p in paths]
-    blocks = [int(b) for b in args.stream_blocks.split(',') if b.strip()]
     stream_rows = []
     if blocks:
       for p in paths:
-        stream_rows += benchmark_stream_signature(apply.LocalModel(p),
-                                                  args.stream_signature_seconds, blocks,
-                                                  args.tflite, scratch)
+        stream_rows += stream_rows_on_one_cpu(p, args.stream_signature_seconds, blocks,
+                                              args.tflite, scratch)
   print_table(rows, args.block)
   print_stream_table(stream_rows)
   if args.json:

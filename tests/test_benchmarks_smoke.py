@@ -89,6 +89,8 @@ def test_apply_speed_stream_signature(capsys, tmp_path):
   assert f['hybrid_stream_latency_samples'] == 3
   assert [(r['runtime'], r['block']) for r in f['stream_signature']] == [
       ('savedmodel', 128), ('savedmodel', 64), ('tflite', 128), ('tflite', 64)]
+  # Measured in a child process pinned to one CPU from its start.
+  assert all(len(r['cpus_allowed']) == 1 for r in f['stream_signature'])
 
 
 def test_peers_without_a_peer(tiny_data, capsys, tmp_path):

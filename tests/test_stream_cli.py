@@ -179,12 +179,18 @@ def test_export_tflite_for_a_block_size_runs_its_fixed_form(tmp_path, models, ca
   blocks equals the whole file (the last, shorter block through the any-size form)."""
   out = str(tmp_path / 'hybrid64.tflite')
   assert _run_cli(['export', '--tflite', models['hybrid'].path, out, '--block-size', '64']) == 0
-  assert f'"{contract.STREAM_FIXED_SIGNATURE}" (n = 64)' in capsys.readouterr().out
+  assert f'"{contract.STREAM_FIXED_SIGNATURE}" (audio [1, 64]' in capsys.readouterr().out
   lite = stream.open_stream(models['hybrid'], 2, tflite=out)
   assert lite.block == 64
+  assert lite.interpreter.get_signature_list().keys() == {contract.STREAM_FIXED_SIGNATURE}
   audio = _audio(1000, 2)
   np.testing.assert_allclose(stream.process_stream(lite, audio, 64),
                              apply.process(models['hybrid'], audio), atol=1e-5)
+  # Without a SavedModel to fall back on, a block of another size is refused, by name.
+  alone = stream.TFLiteStream(open(out, 'rb').read(), 1)
+  alone.step(np.zeros([1, 64], np.float32))
+  with pytest.raises(ValueError, match='exactly 64 samples.*got one of 10'):
+    alone.step(np.zeros([1, 10], np.float32))
   assert _run_cli(['export', '--tflite', models['hybrid'].path, out, '--block-size', '60']) == 1
   assert 'multiple of the model\'s frame' in capsys.readouterr().err
 

@@ -11,8 +11,8 @@ Signatures:
   n]`` (one block, n >= 1) and ``state`` float32 ``[batch, state_size]`` (zeros to start
   a stream) -> ``wet`` ``[batch, n]`` (the whole-stream output ``stream_latency_samples``
   earlier) and the next ``state``. Each block costs O(n). :func:`stream_tflite` converts
-  it to TFLite, with a faster ``stream_fixed`` form for one block size (a multiple of
-  ``stream_frame_samples``).
+  it to TFLite, or writes its faster ``stream_fixed`` form for one block size (a multiple
+  of ``stream_frame_samples``).
 
 ``assets/fxemu.json`` holds what a client needs for block-wise processing: sample rate,
 receptive field, block multiple (blocks must start at multiples of it), window/context
@@ -151,40 +151,44 @@ def streamer_from_export(export_dir: str) -> streaming.Streamer:
 def stream_tflite(export_dir: str, block_size: Optional[int] = None) -> bytes:
   """The ``stream`` signature of an exported model as a TFLite flatbuffer.
 
-  TFLite's built-in operators cover nearly all of it; the few left (the frame
-  extraction of the strided paths for blocks of any size) run on the select-TF-ops
-  delegate, which ``tf.lite.Interpreter`` and the TFLite runtime with Flex support
-  provide. With ``block_size`` N the flatbuffer also holds ``stream_fixed``: the same
-  function for one channel and blocks of exactly N samples (``[1, N]``, state ``[1,
-  state_size]``; :meth:`trainer.streaming.Streamer.fixed_step`: static shapes, built-in
-  operators only, much faster), which a client runs (per channel) while its
-  stream has been fed only N-sample blocks, using ``stream`` for any other block; N must
-  be a multiple of the model's frame (``stream_frame_samples`` in fxemu.json). Raises
-  ValueError if the model has no ``stream`` signature or N does not fit.
+  Without ``block_size``: ``stream`` itself, for blocks of any size. TFLite's built-in
+  operators cover nearly all of it; the few left (the frame extraction of the strided
+  paths for blocks of any size) run on the select-TF-ops delegate, which
+  ``tf.lite.Interpreter`` and the TFLite runtime with Flex support provide.
+
+  With ``block_size`` N: ``stream_fixed`` alone, the same function for one channel and
+  blocks of exactly N samples (``[1, N]``, state ``[1, state_size]``, the same state as
+  ``stream``; :meth:`trainer.streaming.Streamer.fixed_step`): static shapes and built-in
+  operators only, so the interpreter's default delegate (XNNPACK) runs it, the form an
+  audio plugin loads. A client runs it (per channel) while its stream has been fed only
+  N-sample blocks. It is a flatbuffer of its own because XNNPACK refuses a model in which
+  any graph has data-dependent shapes, as ``stream``'s has. N must be a multiple of the
+  model's frame (``stream_frame_samples`` in fxemu.json). Raises ValueError if the model
+  has no ``stream`` signature or N does not fit.
   """
   if contract.STREAM_SIGNATURE not in read_metadata(export_dir).get('signatures', {}):
     raise ValueError(f'{export_dir}: the model has no {contract.STREAM_SIGNATURE!r} signature '
                      '(its architecture cannot stream)')
-  with tempfile.TemporaryDirectory() as scratch:
-    source, keys = export_dir, [contract.STREAM_SIGNATURE]
-    if block_size is not None:
-      streamer = streamer_from_export(export_dir)
-      if block_size < 1 or block_size % streamer.frame:
-        raise ValueError(f'{export_dir}: the block size must be a positive multiple of the '
-                         f'model\'s frame ({streamer.frame} samples), got {block_size}')
-
-      def signature(step, batch, samples):
-        def run(audio, state):
-          wet, state = step(audio, state)
-          return {contract.WET_OUTPUT: wet, contract.STATE: state}
-        return tf.function(run, input_signature=[
-            tf.TensorSpec([batch, samples], tf.float32, name=contract.AUDIO_INPUT),
-            tf.TensorSpec([batch, streamer.state_size], tf.float32, name=contract.STATE)])
-      source, keys = scratch, keys + [contract.STREAM_FIXED_SIGNATURE]
-      tf.saved_model.save(streamer, scratch, signatures={   # stream_fixed: one channel
-          contract.STREAM_SIGNATURE: signature(streamer.step, None, None),
-          contract.STREAM_FIXED_SIGNATURE: signature(streamer.fixed_step, 1, block_size)})
-    converter = tf.lite.TFLiteConverter.from_saved_model(source, signature_keys=keys)
+  if block_size is None:
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        export_dir, signature_keys=[contract.STREAM_SIGNATURE])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS,
                                            tf.lite.OpsSet.SELECT_TF_OPS]
+    return converter.convert()
+  streamer = streamer_from_export(export_dir)
+  if block_size < 1 or block_size % streamer.frame:
+    raise ValueError(f'{export_dir}: the block size must be a positive multiple of the '
+                     f'model\'s frame ({streamer.frame} samples), got {block_size}')
+
+  def run(audio, state):
+    wet, state = streamer.fixed_step(audio, state)
+    return {contract.WET_OUTPUT: wet, contract.STATE: state}
+  fixed = tf.function(run, input_signature=[
+      tf.TensorSpec([1, block_size], tf.float32, name=contract.AUDIO_INPUT),
+      tf.TensorSpec([1, streamer.state_size], tf.float32, name=contract.STATE)])
+  with tempfile.TemporaryDirectory() as scratch:
+    tf.saved_model.save(streamer, scratch, signatures={contract.STREAM_FIXED_SIGNATURE: fixed})
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        scratch, signature_keys=[contract.STREAM_FIXED_SIGNATURE])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     return converter.convert()

@@ -107,7 +107,10 @@ def add_export_command(subparsers) -> None:
       '(tf.lite.Interpreter and TFLite runtimes built with Flex support run it). Its '
       'output matches the SavedModel\'s to float rounding. The state size and the latency '
       '(samples) are printed; `fxemu stream MODEL --tflite OUT` runs it. With --block-size '
-      'N it also holds a much faster form for N-sample blocks (built-in operators only).')
+      f'N it holds instead a much faster form for N-sample blocks '
+      f'("{contract.STREAM_FIXED_SIGNATURE}": static '
+      'shapes, built-in operators only, run by TFLite\'s XNNPACK delegate), the form an '
+      'audio plugin loads.')
   parser.add_argument('--tflite', action='store_true', required=True,
                       help='write the TFLite form of the stream signature (the only format)')
   parser.add_argument('model', metavar='MODEL_DIR',
@@ -115,10 +118,11 @@ def add_export_command(subparsers) -> None:
   parser.add_argument('output', metavar='OUT', nargs='?', default=None,
                       help='output file (default: MODEL_VERSION_DIR/stream.tflite)')
   parser.add_argument('--block-size', type=int, default=None, metavar='N',
-                      help='also write the fast form for blocks of exactly N samples (static '
-                      'shapes, built-in TFLite operators only; N a multiple of the model\'s '
-                      'frame, stream_frame_samples in the model\'s metadata), which `fxemu stream '
-                      '--tflite` uses when its --block-size is N; other blocks still work')
+                      help='write the fast form for blocks of exactly N samples, one channel '
+                      '(static shapes, built-in TFLite operators only; N a multiple of the '
+                      'model\'s frame, stream_frame_samples in the model\'s metadata). `fxemu '
+                      'stream MODEL --tflite OUT` runs it when its --block-size is N; other '
+                      'blocks (a file\'s last) go through the SavedModel\'s stream signature')
   parser.set_defaults(func=run_export_command)
 
 
@@ -129,11 +133,11 @@ def run_export_command(args) -> int:
   except (apply.ModelError, ValueError) as e:
     print(f'fxemu export: error: {e}', file=sys.stderr)
     return 1
-  fixed = (f' and "{contract.STREAM_FIXED_SIGNATURE}" (n = {args.block_size})'
-           if args.block_size else '')
-  print(f'wrote {out} ({os.path.getsize(out)} bytes) from {version_dir}: signature '
-        f'"{contract.STREAM_SIGNATURE}" (audio [channels, n], state [channels, {state_size}]) -> '
-        f'(wet, state){fixed}; latency {latency} samples')
+  form = (f'"{contract.STREAM_FIXED_SIGNATURE}" (audio [1, {args.block_size}], state [1, '
+          f'{state_size}])' if args.block_size else
+          f'"{contract.STREAM_SIGNATURE}" (audio [channels, n], state [channels, {state_size}])')
+  print(f'wrote {out} ({os.path.getsize(out)} bytes) from {version_dir}: signature {form} -> '
+        f'(wet, state); latency {latency} samples')
   print(f'latency: {latency} samples', file=sys.stderr)
   return 0
 

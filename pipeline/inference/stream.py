@@ -102,40 +102,64 @@ class SavedModelStream:
     self._state = out[contract.STATE]
     return out[contract.WET_OUTPUT].numpy()
 
+  def run(self, block: np.ndarray, state: np.ndarray) -> tuple:
+    """One call of the signature on a given state, this stream's own left alone:
+    ``(block [channels, n], state [channels, state_size]) -> (wet, next state)``, numpy."""
+    out = self._fn(**{contract.AUDIO_INPUT: self._tf.constant(block, self._tf.float32),
+                     contract.STATE: self._tf.constant(state, self._tf.float32)})
+    return out[contract.WET_OUTPUT].numpy(), out[contract.STATE].numpy()
+
 
 class TFLiteStream:
-  """The TFLite form of the ``stream`` signature (``trainer.export.stream_tflite``) in
-  ``tf.lite.Interpreter`` (with the select-TF-ops delegate for its few TF ops).
+  """The TFLite form of the stream (``trainer.export.stream_tflite``) in
+  ``tf.lite.Interpreter`` (with the select-TF-ops delegate for the few TF ops of the
+  any-size form, and the default XNNPACK delegate for the fixed form).
 
   ``latency`` is not in the flatbuffer: pass it (fxemu.json's ``stream_latency_samples``;
-  ``fxemu export --tflite`` prints it). The state size is read from the model. A
-  flatbuffer exported for a block size (``fxemu export --tflite --block-size N``) also
-  has ``stream_fixed`` (one channel): :attr:`block` is then N, and while every block of
-  the stream has had N samples (the fixed form's condition) ``step`` runs that much
-  faster form, channel by channel; any other block (the last of a file, odd sizes) goes
-  through ``stream``, which carries the same state.
+  ``fxemu export --tflite`` prints it). The state size is read from the model. The
+  flatbuffer holds ``stream`` (blocks of any size), or ``stream_fixed`` (``fxemu export
+  --tflite --block-size N``: one channel, N samples; :attr:`block` is then N), or both
+  (an earlier export). While every block of the stream has had N samples (the fixed
+  form's condition) ``step`` runs the fixed form, channel by channel; any other block
+  (the last of a file, odd sizes) goes through ``stream``, or ``any_size`` when the
+  flatbuffer has no ``stream`` (``(block [channels, n], state) -> (wet, state)``, e.g.
+  :meth:`SavedModelStream.run`: the state is the same); without either such a block is
+  a ValueError.
   """
 
   def __init__(self, tflite: bytes, channels: int = 1, latency: int = 0, info=None,
-               threads: Optional[int] = None):
+               threads: Optional[int] = None, any_size=None):
     import tensorflow as tf  # start-up: TensorFlow
     self.interpreter = tf.lite.Interpreter(model_content=tflite, num_threads=threads)
+    # Allocating the interpreter applies its default delegate (XNNPACK) where it can (not
+    # to a flatbuffer with the any-size form). A signature runner alone allocates its graph
+    # without it: TFLite's own kernels ran the hybrid's stream_fixed at 512 samples 1.65x
+    # slower (docs/performance.md).
+    self.interpreter.allocate_tensors()
     signatures = self.interpreter.get_signature_list()
-    if contract.STREAM_SIGNATURE not in signatures:
-      raise NotStreamable(f'the TFLite model has no {contract.STREAM_SIGNATURE!r} signature '
-                          f'(signatures: {sorted(signatures)})')
-    self._runner = self.interpreter.get_signature_runner(contract.STREAM_SIGNATURE)
-    details = self._runner.get_input_details()
-    self.state_size = int(details[contract.STATE]['shape_signature'][-1])
+    if not {contract.STREAM_SIGNATURE, contract.STREAM_FIXED_SIGNATURE} & set(signatures):
+      raise NotStreamable(f'the TFLite model has neither a {contract.STREAM_SIGNATURE!r} nor a '
+                          f'{contract.STREAM_FIXED_SIGNATURE!r} signature (signatures: '
+                          f'{sorted(signatures)})')
     self.channels, self.latency, self.info = int(channels), int(latency), info
-    self.block, self._fixed = None, None
+    self.block, self._fixed, self._any_size, sizes = None, None, any_size, set()
+    if contract.STREAM_SIGNATURE in signatures:
+      runner = self.interpreter.get_signature_runner(contract.STREAM_SIGNATURE)
+      sizes.add(int(runner.get_input_details()[contract.STATE]['shape_signature'][-1]))
+
+      def run(block, state):
+        out = runner(**{contract.AUDIO_INPUT: block, contract.STATE: state})
+        return out[contract.WET_OUTPUT], out[contract.STATE]
+      self._any_size = run
     if contract.STREAM_FIXED_SIGNATURE in signatures:
       self._fixed = self.interpreter.get_signature_runner(contract.STREAM_FIXED_SIGNATURE)
       fixed = self._fixed.get_input_details()
       self.block = int(fixed[contract.AUDIO_INPUT]['shape_signature'][-1])
-      if int(fixed[contract.STATE]['shape_signature'][-1]) != self.state_size:
-        raise NotStreamable(f'the {contract.STREAM_FIXED_SIGNATURE!r} and '
-                            f'{contract.STREAM_SIGNATURE!r} signatures have different states')
+      sizes.add(int(fixed[contract.STATE]['shape_signature'][-1]))
+    if len(sizes) != 1:
+      raise NotStreamable(f'the {contract.STREAM_FIXED_SIGNATURE!r} and '
+                          f'{contract.STREAM_SIGNATURE!r} signatures have different states')
+    self.state_size = sizes.pop()
     self.tail_model = None       # set to a LocalModel to end files exactly (open_stream)
     self.reset()
 
@@ -149,9 +173,13 @@ class TFLiteStream:
       return block.copy()
     self._aligned = self._aligned and block.shape[1] == self.block
     if not self._aligned:
-      out = self._runner(**{contract.AUDIO_INPUT: block, contract.STATE: self._state})
-      self._state = out[contract.STATE]
-      return out[contract.WET_OUTPUT]
+      if self._any_size is None:
+        raise ValueError(f'this TFLite model runs blocks of exactly {self.block} samples from '
+                         f'the stream\'s start (fxemu export --tflite --block-size {self.block}); '
+                         f'got one of {block.shape[1]}')
+      wet, state = self._any_size(block, self._state)
+      self._state = np.array(state, np.float32)      # a writable copy
+      return np.asarray(wet)
     wet = np.empty_like(block)
     for row in range(self.channels):     # stream_fixed takes one channel
       out = self._fixed(**{contract.AUDIO_INPUT: block[row:row + 1],
@@ -175,7 +203,8 @@ def open_stream(model, channels: int = 1, tflite: Optional[str] = None,
       raise apply.ModelError(f'{tflite}: cannot read the TFLite model ({e})') from e
     state_size, latency = stream_info(model)
     try:
-      runner = TFLiteStream(content, channels, latency, model.info, threads)
+      runner = TFLiteStream(content, channels, latency, model.info, threads,
+                            any_size=SavedModelStream(model, channels).run)
     except NotStreamable as e:
       raise apply.ModelError(f'{tflite}: {e}') from e
     except Exception as e:  # pylint: disable=broad-except
@@ -433,8 +462,8 @@ def stream_pcm(runner, source: BinaryIO, sink: BinaryIO, subtype: str, channels:
 def export_tflite(model_dir: str, out_path: Optional[str] = None,
                   block_size: Optional[int] = None) -> tuple:
   """Writes the TFLite form of ``model_dir``'s ``stream`` signature (the newest version of
-  a base directory; with ``block_size``, also its fast ``stream_fixed`` form for blocks
-  of that many samples: :func:`trainer.export.stream_tflite`); returns ``(out_path,
+  a base directory; with ``block_size``, its fast ``stream_fixed`` form for blocks of
+  that many samples instead: :func:`trainer.export.stream_tflite`); returns ``(out_path,
   state_size, latency, version_dir)``. The default ``out_path`` is ``<version
   dir>/stream.tflite`` (TF Serving ignores extra files)."""
   from trainer import export  # start-up: TensorFlow
