@@ -58,6 +58,14 @@ class PipelineConfig:
   max_regression_db: float = _field(0.0, 'Release gate: a model whose test ESR is more than '
                                     'this many dB worse than the last blessed model is not '
                                     'pushed.')
+  tune: bool = _field(False, 'Add TFX\'s Tuner before the Trainer: a KerasTuner random '
+                      'search over the model family (hybrid, wavenet), the WaveNet channels '
+                      'and the learning rate (trainer/tuning.py), each trial trained like the '
+                      'Trainer for TUNE_SECONDS / TUNE_TRIALS and scored on the eval split; '
+                      'the Trainer then trains the best with the full budget.')
+  tune_trials: int = _field(4, 'Tuner trials (--tune).')
+  tune_seconds: float = _field(480.0, 'Wall-clock seconds of all the Tuner\'s trials together '
+                               '(--tune), on top of the Trainer\'s train_seconds.')
   train_steps: int = _field(20000, 'Upper bound on training steps (the Trainer stops earlier '
                             'at its epoch limit or by early stopping).')
   beam_args: str = _field('--direct_running_mode=multi_threading --direct_num_workers=0',

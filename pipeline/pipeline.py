@@ -1,8 +1,10 @@
 """The fxemu TFX pipeline: WAV pairs -> examples -> checked data -> model -> gate -> push.
 
     AudioExampleGen -> StatisticsGen -> ExampleValidator (ImportSchemaGen) -> AnomaliesGate
-    (capture check)  ----------------------------------------------------^   -> Trainer -> Evaluator (TFMA, vs. last blessed model) -> AtomicPusher
+    (capture check)  ----------------------------------------------------^   -> [Tuner] -> Trainer -> Evaluator (TFMA, vs. last blessed model) -> AtomicPusher
                                -> ServingCheck (loads as TF Serving, warm-up file) -^
+
+(the Tuner with ``--tune`` only.)
 
 The same DAG runs locally (LocalDagRunner, Beam DirectRunner) and on Kubeflow Pipelines
 (KubeflowV2DagRunner); only the runner and the Beam args differ.
@@ -26,6 +28,7 @@ from schema import SCHEMA_PATH
 from trainer.config import TrainConfig
 
 TRAINER_RUN_FN = 'trainer.model.run_fn'
+TUNER_FN = 'trainer.tuning.tuner_fn'
 METRICS_MODULE = 'trainer.metrics'
 
 
@@ -127,12 +130,22 @@ def create_pipeline(config: PipelineConfig, train: TrainConfig,
                                  examples=example_gen.outputs['examples'],
                                  allow_unlearnable=int(config.allow_unlearnable))
 
+  train_args = tfx.proto.TrainArgs(splits=['train'], num_steps=config.train_steps)
+  eval_args = tfx.proto.EvalArgs(splits=['eval'], num_steps=None)
+  tuner = None
+  if config.tune:   # KerasTuner search; the Trainer takes its best hyperparameters
+    tuner = tfx.components.Tuner(
+        tuner_fn=TUNER_FN, examples=example_gen.outputs['examples'],
+        schema=schema_gen.outputs['schema'], train_args=train_args, eval_args=eval_args,
+        custom_config={**train.to_custom_config(), contract.TUNE_TRIALS: config.tune_trials,
+                       contract.TUNE_SECONDS: config.tune_seconds})
+    tuner.add_upstream_node(anomalies_gate)
   trainer = (trainer_class or tfx.components.Trainer)(
       run_fn=TRAINER_RUN_FN,
       examples=example_gen.outputs['examples'],
       schema=schema_gen.outputs['schema'],
-      train_args=tfx.proto.TrainArgs(splits=['train'], num_steps=config.train_steps),
-      eval_args=tfx.proto.EvalArgs(splits=['eval'], num_steps=None),
+      hyperparameters=tuner.outputs['best_hyperparameters'] if tuner else None,
+      train_args=train_args, eval_args=eval_args,
       custom_config={**train.to_custom_config(), **(trainer_custom_config or {})})
   trainer.add_upstream_node(anomalies_gate)
 
@@ -162,7 +175,8 @@ def create_pipeline(config: PipelineConfig, train: TrainConfig,
               base_directory=config.serving_path)))
 
   components = [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate,
-                trainer, model_resolver, evaluator, serving_check, pusher]
+                *([tuner] if tuner else []), trainer, model_resolver, evaluator,
+                serving_check, pusher]
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,
       pipeline_root=config.pipeline_root,

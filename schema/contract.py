@@ -30,3 +30,7 @@ WARMUP_FILE = 'assets.extra/tf_serving_warmup_requests'  # TF Serving warm-up re
 # --- files one stage writes for another --------------------------------------------------
 EXAMPLES_SUMMARY_FILE = 'fxemu_summary.json'    # in the Examples artifact (AudioExampleGen)
 TRAINING_SUMMARY_FILE = 'fxemu_training.json'   # in the model run directory (run_fn)
+
+# --- the Tuner's settings (the pipeline adds them to the Tuner's custom_config) ----------
+TUNE_TRIALS = 'tune_trials'       # int: trials of the search
+TUNE_SECONDS = 'tune_seconds'     # float: wall-clock seconds of all trials together

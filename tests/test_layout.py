@@ -110,7 +110,8 @@ def test_imports_inside_functions_say_why():
 DISTINCTIVE = {contract.SERVING_SIGNATURE, contract.EXAMPLES_SIGNATURE,
                contract.STREAM_FIXED_SIGNATURE,
                contract.MODEL_INFO_FILE, contract.EXAMPLES_SUMMARY_FILE,
-               contract.TRAINING_SUMMARY_FILE, 'tf_serving_warmup_requests'}
+               contract.TRAINING_SUMMARY_FILE, 'tf_serving_warmup_requests',
+               contract.TUNE_TRIALS, contract.TUNE_SECONDS}
 SPEAKERS = ('trainer/export.py', 'trainer/architectures.py', 'trainer/layers.py',
             'trainer/data.py', 'trainer/metrics.py', 'trainer/model.py', 'trainer/streaming.py',
             'components/serving_check.py', 'components/audio_example_gen.py',

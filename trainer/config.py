@@ -280,6 +280,14 @@ class TrainConfig:
       raise ValueError(f'TrainConfig: unknown options {unknown}; known: {sorted(names)}')
     return cls(**{k: cls._coerce(k, v) for k, v in custom_config.items()})
 
+  def with_tuned(self, hyperparameters: Mapping[str, Any]) -> 'TrainConfig':
+    """This config with a Tuner's values in place. ``hyperparameters``: KerasTuner's
+    ``HyperParameters.get_config()`` (what TFX's Tuner writes as ``best_hyperparameters``)
+    or its ``values``, named like the fields; a sequence may be a string ('8,4').
+    Raises ValueError for an unknown name or an invalid value."""
+    values = hyperparameters.get('values', hyperparameters)
+    return TrainConfig.from_custom_config({**self.to_custom_config(), **values})
+
   @classmethod
   def field_help(cls) -> Dict[str, str]:
     """name -> help text, in declaration order."""

@@ -13,10 +13,11 @@ weights (Keras keeps float32 master weights), so serving is float32 on any devic
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
@@ -159,17 +160,26 @@ def _plan(config: TrainConfig, num_train: int, global_batch: int, train_steps) -
           'epochs': math.ceil(total / steps_per_epoch)}
 
 
-def run_fn(fn_args) -> None:
-  """Trains and exports the model (TFX generic Trainer contract).
+@dataclasses.dataclass
+class Training:
+  """What :func:`train` did: the trained core model (best weights restored), the step
+  plan, the Keras history and the callbacks that measured it."""
+  core: keras.Model
+  policy: str
+  plan: Dict[str, int]
+  crop: Tuple[int, int]
+  history: Dict[str, list]
+  restore: callbacks_lib.RestoreBest
+  budget: callbacks_lib.StepBudget
+  clock: Optional[callbacks_lib.TimeBudget]
+  initial: Dict[str, float]
 
-  Uses ``fn_args.custom_config`` (a :class:`TrainConfig` dict), ``train_files`` /
-  ``eval_files`` (GZIP TFRecord patterns), ``train_steps`` (upper bound on the total
-  optimizer steps, None/0 = epochs only), ``eval_steps`` (batches per validation,
-  None = the whole eval split), ``model_run_dir`` (TensorBoard logs and a training
-  summary) and ``serving_model_dir`` (the SavedModel).
-  """
-  strategy = distribute.choose_strategy()   # First: multi-worker needs a fresh runtime.
-  config = TrainConfig.from_custom_config(fn_args.custom_config)
+
+def train(config: TrainConfig, fn_args, strategy, log_dir: str) -> Training:
+  """Fits ``config``'s model on ``fn_args.train_files`` (validated on ``eval_files`` after
+  every epoch), within ``fn_args.train_steps`` and ``config.train_seconds``, under
+  ``strategy``; TensorBoard logs go to ``log_dir``. The best weights by eval ESR are
+  restored at the end."""
   keras.utils.set_random_seed(config.seed)
   logging.info('TrainConfig: %s', json.dumps(config.to_custom_config()))
   logging.info('%s', receptive_field.describe(config))
@@ -217,7 +227,6 @@ def run_fn(fn_args) -> None:
   core.summary(print_fn=logging.info)
   initialise_fir(core, config, fn_args.train_files, num_train)
 
-  log_dir = distribute.write_dir(fn_args.model_run_dir)
   budget = callbacks_lib.StepBudget(plan['total_steps'])
   callbacks = [budget, keras.callbacks.TerminateOnNaN(),
                keras.callbacks.TensorBoard(log_dir=log_dir, update_freq='epoch')]
@@ -249,13 +258,36 @@ def run_fn(fn_args) -> None:
   history = model.fit(train_ds, epochs=plan['epochs'], steps_per_epoch=plan['steps_per_epoch'],
                       validation_data=eval_ds, validation_steps=validation_steps,
                       callbacks=callbacks, verbose=2)
+  return Training(core, policy, plan, crop, history.history, restore, budget, clock, initial)
 
-  summary = _summary(config, core, plan, history.history, restore)
-  summary.update(steps_run=budget.steps, initial_val_esr_db=initial.get('esr_db'),
+
+def run_fn(fn_args) -> None:
+  """Trains and exports the model (TFX generic Trainer contract).
+
+  Uses ``fn_args.custom_config`` (a :class:`TrainConfig` dict), ``hyperparameters`` (the
+  Tuner's best values, ``fxemu run --tune``, put over the TrainConfig:
+  :meth:`TrainConfig.with_tuned`), ``train_files`` / ``eval_files`` (GZIP TFRecord
+  patterns), ``train_steps`` (upper bound on the total optimizer steps, None/0 = epochs
+  only), ``eval_steps`` (batches per validation, None = the whole eval split),
+  ``model_run_dir`` (TensorBoard logs and a training summary) and ``serving_model_dir``
+  (the SavedModel).
+  """
+  strategy = distribute.choose_strategy()   # First: multi-worker needs a fresh runtime.
+  config = TrainConfig.from_custom_config(fn_args.custom_config)
+  tuned = getattr(fn_args, 'hyperparameters', None)
+  if tuned:
+    config = config.with_tuned(tuned)
+    logging.info('The Tuner\'s best hyperparameters: %s', json.dumps(tuned.get('values', {})))
+  log_dir = distribute.write_dir(fn_args.model_run_dir)
+  result = train(config, fn_args, strategy, log_dir)
+  core, policy, crop = result.core, result.policy, result.crop
+
+  summary = _summary(config, core, result.plan, result.history, result.restore)
+  summary.update(steps_run=result.budget.steps, initial_val_esr_db=result.initial.get('esr_db'),
                  precision=policy, input_crop=list(crop),
                  train_window_samples=config.train_window_samples,
                  train_seconds_budget=config.train_seconds,
-                 fit_seconds=clock.elapsed if clock else None)
+                 fit_seconds=result.clock.elapsed if result.clock else None)
   logging.info('Training summary: %s', json.dumps(summary))
   with tf.io.gfile.GFile(os.path.join(log_dir, contract.TRAINING_SUMMARY_FILE), 'w') as f:
     json.dump(summary, f, indent=2)
