@@ -110,3 +110,16 @@ def test_tune_adds_the_tuner_and_feeds_the_trainer():
   config = json.loads(tuner.exec_properties['custom_config'])
   assert (config[contract.TUNE_TRIALS], config[contract.TUNE_SECONDS]) == (3, 60)
   assert tuner.exec_properties['tuner_fn'] == 'trainer.tuning.tuner_fn'
+
+
+def test_tune_compiles_for_kubeflow(tmp_path):
+  from kubeflow import runner   # pylint: disable=import-outside-toplevel
+  from kubeflow.settings import KubeflowSettings   # pylint: disable=import-outside-toplevel
+  settings = KubeflowSettings(image='registry.example/fxemu:1.2',
+                              pipeline_root='gs://bucket/fxemu/pipelines',
+                              output_file=str(tmp_path / 'spec.json'))
+  with open(runner.compile_pipeline(PipelineConfig(tune=True), TrainConfig(), settings)) as f:
+    tasks = json.load(f)['pipelineSpec']['root']['dag']['tasks']
+  assert 'Tuner' in tasks
+  hyperparameters = tasks['Trainer']['inputs']['artifacts']['hyperparameters']
+  assert hyperparameters['taskOutputArtifact']['producerTask'] == 'Tuner'
