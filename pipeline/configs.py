@@ -59,8 +59,8 @@ class PipelineConfig:
                                     'this many dB worse than the last blessed model is not '
                                     'pushed.')
   tune: bool = _field(False, 'Add TFX\'s Tuner before the Trainer: a KerasTuner random '
-                      'search over the model family (hybrid, wavenet), the WaveNet channels '
-                      'and the learning rate (trainer/tuning.py), each trial trained like the '
+                      'search over the model family (hybrid, wavenet), the WaveNet channels, '
+                      'the learning rate and the AGC front end (trainer/tuning.py), each trial trained like the '
                       'Trainer for TUNE_SECONDS / TUNE_TRIALS and scored on the eval split; '
                       'the Trainer then trains the best with the full budget.')
   tune_trials: int = _field(4, 'Tuner trials (--tune).')

@@ -1,5 +1,6 @@
 """``fxemu run --tune``: the Tuner's search (trainer/tuning.py) through TFX's own executor
 functions, its best values reaching the Trainer's run_fn, and the DAG that wires them."""
+import itertools
 import json
 import os
 
@@ -38,10 +39,11 @@ def test_every_point_of_the_search_space_is_a_valid_config():
   hp = tuning.search_space()
   assert {p.name for p in hp.space} == set(tuning.SEARCH_SPACE)
   base = TrainConfig()
-  for model in tuning.SEARCH_SPACE['model']:
-    for channels in tuning.SEARCH_SPACE['wavenet_channels']:
-      config = base.with_tuned({'model': model, 'wavenet_channels': channels})
-      assert config.model == model and len(config.wavenet_channels) == 2
+  names = sorted(tuning.SEARCH_SPACE)
+  for point in itertools.product(*(tuning.SEARCH_SPACE[n] for n in names)):
+    config = base.with_tuned(dict(zip(names, point)))
+    assert TrainConfig.from_custom_config(config.to_custom_config()) == config
+    assert config.model in tuning.SEARCH_SPACE['model'] and len(config.wavenet_channels) == 2
 
 
 def test_custom_config_needs_a_budget():

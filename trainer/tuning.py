@@ -2,7 +2,8 @@
 ``fxemu run --tune``.
 
 KerasTuner's random search tries ``tune_trials`` points of :func:`search_space` (the
-model family, the WaveNet layer arrays' channels, the peak learning rate). Each trial
+model family, the WaveNet layer arrays' channels, the peak learning rate, the AGC front
+end on or off). Each trial
 trains its model exactly as the Trainer does (:func:`trainer.model.train`: same data,
 loss, schedule, FIR start, best-weights restore) for ``tune_seconds / tune_trials``
 seconds of wall clock, and is scored by its best eval ESR (``val_esr_db``, dB, lower is
@@ -37,6 +38,9 @@ SEARCH_SPACE: Dict[str, list] = {
     'model': ['hybrid', 'wavenet'],
     'wavenet_channels': ['8,4', '12,6', '16,8'],
     'learning_rate': [0.002, 0.004, 0.008],
+    # The level-normalising front end: it helped the hardware pedals' compression
+    # (benchmarks/quality_notes.md) and costs nothing where it does not.
+    'agc_strength': [0.0, 1.0],
 }
 
 
