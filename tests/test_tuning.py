@@ -65,7 +65,7 @@ def test_search_writes_the_best_trial_and_the_trainer_takes_it(dataset, tmp_path
   args = FnArgs(train_files=[dataset['train']], eval_files=[dataset['eval']],
                 working_dir=str(tmp_path / 'tuner'),
                 custom_config={**base.to_custom_config(), contract.TUNE_TRIALS: 2,
-                               contract.TUNE_SECONDS: 6.0})
+                               contract.TUNE_SECONDS: 3.0})
   result = tuning.tuner_fn(args)
   result.tuner.search(**result.fit_kwargs)
   trials = [t for t in result.tuner.oracle.trials.values() if t.score is not None]
