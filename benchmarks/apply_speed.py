@@ -37,7 +37,9 @@ Figures:
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -183,8 +185,6 @@ def stream_rows_on_one_cpu(path: str, seconds: float, blocks: List[int], tflite:
   CPU affinity is one CPU (the last this process may use) from before it starts, so
   TensorFlow's and TFLite's threads are all made on that CPU, as under ``taskset -c N``
   (where affinity cannot be set, the child runs unpinned and says so on stderr)."""
-  import json  # pylint: disable=g-import-not-at-top
-  import subprocess  # pylint: disable=g-import-not-at-top
   try:
     cpu = sorted(os.sched_getaffinity(0))[-1]
     pin = lambda: os.sched_setaffinity(0, {cpu})   # in the child, before exec

@@ -12,7 +12,10 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 
 from components.audio import dsp
+from kubeflow import runner
+from kubeflow.settings import KubeflowSettings
 from pipeline.configs import PipelineConfig
+from pipeline.pipeline import create_pipeline
 from schema import contract
 from tests.test_trainer import SMALL, dataset, fn_args, serve_audio  # noqa: F401  (fixture)
 from trainer import export
@@ -101,7 +104,6 @@ def test_search_writes_the_best_trial_and_the_trainer_takes_it(dataset, tmp_path
 
 
 def test_tune_adds_the_tuner_and_feeds_the_trainer():
-  from pipeline.pipeline import create_pipeline   # pylint: disable=import-outside-toplevel
   plain = create_pipeline(PipelineConfig(), TrainConfig(), check_inputs=False)
   assert 'Tuner' not in {c.id for c in plain.components}
   tuned = create_pipeline(PipelineConfig(tune=True, tune_trials=3, tune_seconds=60),
@@ -115,8 +117,6 @@ def test_tune_adds_the_tuner_and_feeds_the_trainer():
 
 
 def test_tune_compiles_for_kubeflow(tmp_path):
-  from kubeflow import runner   # pylint: disable=import-outside-toplevel
-  from kubeflow.settings import KubeflowSettings   # pylint: disable=import-outside-toplevel
   settings = KubeflowSettings(image='registry.example/fxemu:1.2',
                               pipeline_root='gs://bucket/fxemu/pipelines',
                               output_file=str(tmp_path / 'spec.json'))

@@ -277,7 +277,7 @@ def run_fn(fn_args) -> None:
   tuned = getattr(fn_args, 'hyperparameters', None)
   if tuned:
     config = config.with_tuned(tuned)
-    logging.info('The Tuner\'s best hyperparameters: %s', json.dumps(tuned.get('values', {})))
+    logging.info('The Tuner\'s best hyperparameters: %s', json.dumps(tuned))
   log_dir = distribute.write_dir(fn_args.model_run_dir)
   result = train(config, fn_args, strategy, log_dir)
   core, policy, crop = result.core, result.policy, result.crop
