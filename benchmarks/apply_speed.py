@@ -326,8 +326,9 @@ def main(argv=None) -> int:
     rows = benchmark_stream_signature(apply.LocalModel(args.stream_worker),
                                       args.stream_signature_seconds, blocks, args.tflite,
                                       args.scratch)
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else None
     for row in rows:   # the CPUs this process ran on (one, when pinned)
-      row['cpus_allowed'] = sorted(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else None
+      row['cpus_allowed'] = cpus
     common.emit_json(rows)
     return 0
   with tempfile.TemporaryDirectory(prefix='fxemu-bench-') as scratch:

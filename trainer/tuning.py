@@ -3,11 +3,10 @@
 
 KerasTuner's random search tries ``tune_trials`` points of :func:`search_space` (the
 model family, the WaveNet layer arrays' channels, the peak learning rate, the AGC front
-end on or off). Each trial
-trains its model exactly as the Trainer does (:func:`trainer.model.train`: same data,
-loss, schedule, FIR start, best-weights restore) for ``tune_seconds / tune_trials``
-seconds of wall clock, and is scored by its best eval ESR (``val_esr_db``, dB, lower is
-better). The Tuner writes the best point as ``best_hyperparameters``; the Trainer's
+end on or off). Each trial trains its model exactly as the Trainer does
+(:func:`trainer.model.train`: same data, loss, schedule, FIR start, best-weights restore)
+for ``tune_seconds / tune_trials`` seconds of wall clock, and is scored by its best eval
+ESR (``val_esr_db``, dB, lower is better). The Tuner writes the best point as ``best_hyperparameters``; the Trainer's
 ``run_fn`` puts it over its TrainConfig (:meth:`TrainConfig.with_tuned`) and trains with
 the full ``train_seconds``, as TFX intends.
 
@@ -39,7 +38,7 @@ SEARCH_SPACE: Dict[str, list] = {
     'wavenet_channels': ['8,4', '12,6', '16,8'],
     'learning_rate': [0.002, 0.004, 0.008],
     # The level-normalising front end: it helped the hardware pedals' compression
-    # (benchmarks/quality_notes.md) and costs nothing where it does not.
+    # (benchmarks/quality_notes.md).
     'agc_strength': [0.0, 1.0],
 }
 
@@ -58,8 +57,8 @@ def split_custom_config(custom_config: Dict[str, Any]):
   trials = int(values.pop(contract.TUNE_TRIALS, 4))
   seconds = float(values.pop(contract.TUNE_SECONDS, 0.0))
   if trials < 1 or seconds <= 0:
-    raise ValueError(f'the Tuner needs {contract.TUNE_TRIALS} >= 1 and {contract.TUNE_SECONDS} > 0, got '
-                     f'{trials} and {seconds}')
+    raise ValueError(f'the Tuner needs {contract.TUNE_TRIALS} >= 1 and '
+                     f'{contract.TUNE_SECONDS} > 0, got {trials} and {seconds}')
   return TrainConfig.from_custom_config(values), trials, seconds / trials
 
 
@@ -75,9 +74,8 @@ class BudgetedSearch(keras_tuner.RandomSearch):
     self.strategy = strategy
 
   def run_trial(self, trial, *args, **kwargs) -> Dict[str, float]:
-    config = self.base.with_tuned(trial.hyperparameters.values)
-    config = TrainConfig.from_custom_config({**config.to_custom_config(),
-                                             'train_seconds': self.seconds})
+    config = self.base.with_tuned({**trial.hyperparameters.values,
+                                   'train_seconds': self.seconds})
     log_dir = os.path.join(self.project_dir, f'trial_{trial.trial_id}', 'logs')
     result = model_lib.train(config, self.fn_args, self.strategy, log_dir)
     best = result.restore.best
