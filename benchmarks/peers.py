@@ -1,13 +1,17 @@
 """fxemu against Neural Amp Modeler: same audio, same wall-clock budget, same scoring.
 
     benchmarks/peers.py [--case overdrive --case seed/pedals:B ...] [--budget-seconds 540]
-                        [--models hybrid,conv] [--peers nam|none] [--json]
+                        [--models hybrid,conv] [--variant 'hybrid+agc={"agc_strength": 1}']
+                        [--peers nam|none] [--json]
 
 For each case (an effect of a data set, under a protocol) it measures on the test audio:
   identity   output = input (doing nothing)
   fir        least-squares FIR (512 taps, 64 look-ahead) fitted by fxemu on the training audio
   MODEL      each fxemu model of --models, trained by the real pipeline (AudioExampleGen ...
              Trainer) with ``train_seconds`` = the budget
+  LABEL      each --variant LABEL=JSON: the same, with the JSON's TrainConfig values (the
+             model is the JSON's "model", else the label up to its first "+"), e.g.
+             ``hybrid+agc={"agc_strength": 1}`` is ``fxemu run --agc-strength 1``
   nam        Neural Amp Modeler 0.13, its default model and loss, on the CPU, trained on the
              same training audio (the same train/eval blocks as fxemu's) for the same
              wall-clock budget (``benchmarks/nam_peer.py``, in its own environment
@@ -106,16 +110,30 @@ def linear_rows(config):
   return {'identity': identity, 'fir': fir}
 
 
-def fxemu_row(config, model: str, budget: float, overrides):
-  """Trains ``model`` through the pipeline with the budget; scores it like every row."""
+def parse_variant(text: str):
+  """``LABEL=JSON`` -> (label, TrainConfig overrides with a 'model')."""
+  label, sep, values = text.partition('=')
+  try:
+    overrides = json.loads(values) if sep else None
+  except json.JSONDecodeError as e:
+    raise ValueError(f'--variant {text!r}: the values after "=" are not JSON ({e})') from e
+  if not label or not isinstance(overrides, dict):
+    raise ValueError(f'--variant {text!r}: expected LABEL={{"name": value, ...}}')
+  return label, {'model': label.split('+')[0], **overrides}
+
+
+def fxemu_row(config, model: str, budget: float, overrides, label: str = ''):
+  """Trains ``model`` (``overrides`` may name another) through the pipeline with the
+  budget, in the run directory ``fxemu/LABEL`` (default: the model); scores it like every
+  row."""
   from pipeline import local_runner
   from pipeline.report import evaluation
   from pipeline import results
   from trainer.config import TrainConfig
   import dataclasses
   run_config = dataclasses.replace(
-      config, output_dir=os.path.join(config.output_dir, 'fxemu', model))
-  train = TrainConfig(**{**overrides, 'model': model, 'train_seconds': budget})
+      config, output_dir=os.path.join(config.output_dir, 'fxemu', label or model))
+  train = TrainConfig(**{'model': model, **overrides, 'train_seconds': budget})
   local_runner.run(run_config, train)
   result = results.read_run(run_config.metadata_path, run_config.pipeline_name)
   model_dir = os.path.join(result.model_uri, 'Format-Serving')
@@ -224,6 +242,10 @@ def main(argv=None) -> int:
                       help='wall-clock training budget of every trained row, s (default 540)')
   parser.add_argument('--models', default='hybrid,conv',
                       help='comma-separated fxemu models (TrainConfig.model), trained in turn')
+  parser.add_argument('--variant', action='append', default=[], metavar='LABEL=JSON',
+                      help='one more fxemu row, LABEL, with these TrainConfig values over '
+                      '--train (model: the JSON\'s, else LABEL up to its first "+"); '
+                      'repeatable')
   parser.add_argument('--train', default='{}', help='JSON of extra TrainConfig overrides')
   parser.add_argument('--peers', default='nam', choices=('nam', 'none'))
   parser.add_argument('--data', default='', help='directory of the preset data (default: '
@@ -235,6 +257,10 @@ def main(argv=None) -> int:
   cases = args.case or list(PRESET_CASES + SEED_CASES)
   models = [m for m in args.models.split(',') if m]
   overrides = json.loads(args.train)
+  try:
+    variants = [parse_variant(v) for v in args.variant]
+  except ValueError as e:
+    parser.error(str(e))
   figures, rows = {}, []
   for case in cases:
     source, effect, protocol = parse_case(case)
@@ -244,6 +270,9 @@ def main(argv=None) -> int:
     per_row = linear_rows(config)
     for model in models:
       per_row[model] = fxemu_row(config, model, args.budget_seconds, overrides)
+    for label, values in variants:
+      per_row[label] = fxemu_row(config, values['model'], args.budget_seconds,
+                                 {**overrides, **values}, label)
     if args.peers == 'nam':
       per_row.update(nam_rows(config, args.budget_seconds, os.path.join(out, 'nam')))
     figures[case] = per_row

@@ -109,3 +109,16 @@ def test_peers_without_a_peer(tiny_data, capsys, tmp_path):
   # Scored by the benchmark's own code and by the Evaluator: the same test audio.
   assert rows['wavenet']['esr_db'] == pytest.approx(rows['wavenet']['evaluator_esr_db'],
                                                     abs=0.05)
+
+
+def test_peers_variant_rows_parse():
+  """--variant LABEL=JSON: the label names the row, the model is the JSON's or the label's
+  part before '+'; malformed values are a clear error."""
+  from benchmarks import peers
+  assert peers.parse_variant('hybrid+agc={"agc_strength": 1}') == (
+      'hybrid+agc', {'model': 'hybrid', 'agc_strength': 1})
+  assert peers.parse_variant('big={"model": "wavenet", "wavenet_channels": [16, 8]}') == (
+      'big', {'model': 'wavenet', 'wavenet_channels': [16, 8]})
+  for bad in ('hybrid+agc', 'x={"agc_strength": }', '={"a": 1}', 'x=[1]'):
+    with pytest.raises(ValueError, match='--variant'):
+      peers.parse_variant(bad)

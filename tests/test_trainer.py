@@ -391,6 +391,9 @@ def test_run_fn_trains_a_hybrid_on_a_time_budget_with_cropped_context(dataset, t
   # Stopped by the clock (the stop rule itself: test_time_budget_schedule_and_stop), not by
   # the 1,000 epochs; its wall time is not asserted (the first batch traces the graph).
   assert summary['fit_seconds'] >= 6.0 and summary['epochs_run'] < 1000
+  phases = summary['phase_seconds']   # where the Trainer's time went, in order
+  assert list(phases) == ['read', 'build', 'fir_init', 'initial_eval', 'fit', 'export']
+  assert min(phases.values()) >= 0.0 and phases['fit'] >= summary['fit_seconds'] - 1e-3
   loaded = tf.saved_model.load(args.serving_model_dir)
   dry, wet = dataset['tracks']['test']['noise_test']
   assert dsp.esr_db(wet, serve_audio(loaded, dry[None])[0]) < -40.0

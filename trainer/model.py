@@ -17,6 +17,7 @@ import dataclasses
 import json
 import math
 import os
+import time
 from typing import Any, Dict, Optional, Tuple
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
@@ -38,6 +39,20 @@ from trainer import train_metrics  # pylint: disable=g-import-not-at-top
 from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
 
 MONITOR = 'val_esr_db'
+
+
+class Laps:
+  """Wall-clock seconds of consecutive phases: ``lap(name)`` ends the phase that began
+  at the previous lap (or at construction) and records it under ``name``."""
+
+  def __init__(self):
+    self.seconds: Dict[str, float] = {}
+    self._last = time.monotonic()
+
+  def lap(self, name: str) -> None:
+    now = time.monotonic()
+    self.seconds[name] = self.seconds.get(name, 0.0) + now - self._last
+    self._last = now
 
 
 FLOAT32 = 'float32'
@@ -173,13 +188,18 @@ class Training:
   budget: callbacks_lib.StepBudget
   clock: Optional[callbacks_lib.TimeBudget]
   initial: Dict[str, float]
+  laps: Laps
 
 
 def train(config: TrainConfig, fn_args, strategy, log_dir: str) -> Training:
   """Fits ``config``'s model on ``fn_args.train_files`` (validated on ``eval_files`` after
   every epoch), within ``fn_args.train_steps`` and ``config.train_seconds``, under
   ``strategy``; TensorBoard logs go to ``log_dir``. The best weights by eval ESR are
-  restored at the end."""
+  restored at the end. ``laps`` says where the time went (s): ``read`` (the examples'
+  lengths and counts), ``build`` (datasets, model, compile), ``fir_init`` (the least-squares
+  start), ``initial_eval`` (validation before training) and ``fit`` (training and the
+  validations after each epoch)."""
+  laps = Laps()
   keras.utils.set_random_seed(config.seed)
   logging.info('TrainConfig: %s', json.dumps(config.to_custom_config()))
   logging.info('%s', receptive_field.describe(config))
@@ -189,6 +209,7 @@ def train(config: TrainConfig, fn_args, strategy, log_dir: str) -> Training:
   data.check_example_lengths(fn_args.train_files, config)
   num_train = data.count_examples(fn_args.train_files)
   num_eval = data.count_examples(fn_args.eval_files) if fn_args.eval_files else 0
+  laps.lap('read')
   if not num_train:
     raise ValueError(f'no training examples in {fn_args.train_files}')
   multi_worker = distribute.num_workers(distribute.tf_config()) > 1
@@ -225,7 +246,9 @@ def train(config: TrainConfig, fn_args, strategy, log_dir: str) -> Training:
     model.compile(optimizer=optimizer, loss=losses.make_loss(config),
                   metrics=[train_metrics.ESR(), train_metrics.ESRdB()])
   core.summary(print_fn=logging.info)
+  laps.lap('build')
   initialise_fir(core, config, fn_args.train_files, num_train)
+  laps.lap('fir_init')
 
   budget = callbacks_lib.StepBudget(plan['total_steps'])
   callbacks = [budget, keras.callbacks.TerminateOnNaN(),
@@ -254,11 +277,14 @@ def train(config: TrainConfig, fn_args, strategy, log_dir: str) -> Training:
           monitor=MONITOR, mode='min', factor=0.5, min_delta=0.01,
           patience=max(1, config.early_stopping_patience // 3 or 3),
           min_lr=config.peak_learning_rate * config.min_lr_fraction))
+  laps.lap('initial_eval')
 
   history = model.fit(train_ds, epochs=plan['epochs'], steps_per_epoch=plan['steps_per_epoch'],
                       validation_data=eval_ds, validation_steps=validation_steps,
                       callbacks=callbacks, verbose=2)
-  return Training(core, policy, plan, crop, history.history, restore, budget, clock, initial)
+  laps.lap('fit')
+  return Training(core, policy, plan, crop, history.history, restore, budget, clock, initial,
+                  laps)
 
 
 def run_fn(fn_args) -> None:
@@ -288,12 +314,14 @@ def run_fn(fn_args) -> None:
                  train_window_samples=config.train_window_samples,
                  train_seconds_budget=config.train_seconds,
                  fit_seconds=result.clock.elapsed if result.clock else None)
-  logging.info('Training summary: %s', json.dumps(summary))
-  with tf.io.gfile.GFile(os.path.join(log_dir, contract.TRAINING_SUMMARY_FILE), 'w') as f:
-    json.dump(summary, f, indent=2)
   export_dir = distribute.write_dir(fn_args.serving_model_dir)
   export.export_serving_model(core if policy == FLOAT32 else float32_copy(core, config),
                               config, export_dir)
+  result.laps.lap('export')
+  summary['phase_seconds'] = {k: round(v, 3) for k, v in result.laps.seconds.items()}
+  logging.info('Training summary: %s', json.dumps(summary))
+  with tf.io.gfile.GFile(os.path.join(log_dir, contract.TRAINING_SUMMARY_FILE), 'w') as f:
+    json.dump(summary, f, indent=2)
   distribute.cleanup_write_dir(fn_args.serving_model_dir, export_dir)
   distribute.wait_for_chief(fn_args.serving_model_dir, export_dir)
   distribute.cleanup_write_dir(fn_args.model_run_dir, log_dir)
