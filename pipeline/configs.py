@@ -60,8 +60,9 @@ class PipelineConfig:
                                     'pushed.')
   tune: bool = _field(False, 'Add TFX\'s Tuner before the Trainer: a KerasTuner random '
                       'search over the model family (hybrid, wavenet), the WaveNet channels, '
-                      'the learning rate and the AGC front end (trainer/tuning.py), each trial trained like the '
-                      'Trainer for TUNE_SECONDS / TUNE_TRIALS and scored on the eval split; '
+                      'the learning rate, the AGC front end and the FIR branch on or off '
+                      '(trainer/tuning.py), each trial trained like the Trainer for '
+                      'TUNE_SECONDS / TUNE_TRIALS and scored on the eval split; '
                       'the Trainer then trains the best with the full budget.')
   tune_trials: int = _field(4, 'Tuner trials (--tune).')
   tune_seconds: float = _field(480.0, 'Wall-clock seconds of all the Tuner\'s trials together '
