@@ -123,9 +123,8 @@ def parse_variant(text: str):
 
 
 def fxemu_row(config, model: str, budget: float, overrides, label: str = ''):
-  """Trains ``model`` (``overrides`` may name another) through the pipeline with the
-  budget, in the run directory ``fxemu/LABEL`` (default: the model); scores it like every
-  row."""
+  """Trains ``model`` through the pipeline with the budget, in the run directory
+  ``fxemu/LABEL`` (default: the model); scores it like every row."""
   from pipeline import local_runner
   from pipeline.report import evaluation
   from pipeline import results
@@ -133,7 +132,7 @@ def fxemu_row(config, model: str, budget: float, overrides, label: str = ''):
   import dataclasses
   run_config = dataclasses.replace(
       config, output_dir=os.path.join(config.output_dir, 'fxemu', label or model))
-  train = TrainConfig(**{'model': model, **overrides, 'train_seconds': budget})
+  train = TrainConfig(**{**overrides, 'model': model, 'train_seconds': budget})
   local_runner.run(run_config, train)
   result = results.read_run(run_config.metadata_path, run_config.pipeline_name)
   model_dir = os.path.join(result.model_uri, 'Format-Serving')

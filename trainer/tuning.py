@@ -3,12 +3,13 @@
 
 KerasTuner's random search tries ``tune_trials`` points of :func:`search_space` (the
 model family, the WaveNet layer arrays' channels, the peak learning rate, the AGC front
-end on or off). Each trial trains its model exactly as the Trainer does
-(:func:`trainer.model.train`: same data, loss, schedule, FIR start, best-weights restore)
-for ``tune_seconds / tune_trials`` seconds of wall clock, and is scored by its best eval
-ESR (``val_esr_db``, dB, lower is better). The Tuner writes the best point as ``best_hyperparameters``; the Trainer's
-``run_fn`` puts it over its TrainConfig (:meth:`TrainConfig.with_tuned`) and trains with
-the full ``train_seconds``, as TFX intends.
+end on or off, the FIR branch on or off). Each trial trains its model exactly as the
+Trainer does (:func:`trainer.model.train`: same data, loss, schedule, FIR start,
+best-weights restore) for ``tune_seconds / tune_trials`` seconds of wall clock, and is
+scored by its best eval ESR (``val_esr_db``, dB, lower is better). The Tuner writes the
+best point as ``best_hyperparameters``; the Trainer's ``run_fn`` puts it over its
+TrainConfig (:meth:`TrainConfig.with_tuned`) and trains with the full ``train_seconds``,
+as TFX intends.
 
 ``fn_args.custom_config``: a TrainConfig dict plus ``schema.contract.TUNE_TRIALS`` and
 ``TUNE_SECONDS`` (the pipeline adds them).
