@@ -190,6 +190,48 @@ def test_least_squares_fir_recovers_the_filter(dataset):
   np.testing.assert_allclose(h[3:3 + len(FIR)], FIR, atol=1e-5)
 
 
+
+def test_least_squares_fir_esr_matches_the_residual():
+  """The fit's ESR from the normal equations equals the ESR of filtering the dry examples;
+  a linear effect is fitted to the rounding floor, a clipped one is not."""
+  x = np.stack([testing.noise(3000, seed) for seed in range(4)])
+  for wet_of, lo, hi in ((effect, -400.0, -80.0),
+                         (lambda r: np.clip(4.0 * effect(r), -0.2, 0.2), -12.0, -1.0)):
+    y = np.stack([wet_of(row) for row in x])
+    fit = fir_init.FIRLeastSquares(48, 3, 0)
+    fit.add(x, y)
+    h = fit.solve()
+    predicted = np.stack([np.convolve(row, h.astype(np.float64))[3:3 + len(row)] for row in x])
+    direct = 10 * np.log10(np.sum((y - predicted) ** 2) / np.sum(y.astype(np.float64) ** 2))
+    assert lo < fit.esr_db(h) < hi
+    if direct > -60.0:   # below, both are rounding noise
+      assert fit.esr_db(h) == pytest.approx(direct, abs=0.01)
+  assert fir_init.FIRLeastSquares(8, 0, 0).esr_db(np.zeros(8)) == 0.0
+
+
+def test_fir_auto_start_keeps_the_fit_only_for_a_nearly_linear_effect(dataset, tmp_path):
+  config = TrainConfig(**{**SMALL, 'fir_init': 'auto'})
+  clipped = {s: {k: (x, np.clip(4.0 * effect(x), -0.2, 0.2)) for k, (x, _) in d.items()}
+             for s, d in dataset['tracks'].items()}
+  nonlinear = testing.write_dataset(str(tmp_path / 'clipped'), clipped, WINDOW, CONTEXT, HOP,
+                                    SR)
+  for pattern, start in ((dataset['train'], 'least_squares'), (nonlinear['train'], 'zeros')):
+    core = architectures.build_model(config)
+    done = model_lib.initialise_fir(core, config, [pattern], data.count_examples([pattern]))
+    assert done['fir_start'] == start
+    h = architectures.fir_layer(core).filter.numpy()
+    if start == 'zeros':
+      assert done['fir_fit_esr_db'] > config.fir_auto_esr_db and not np.any(h)
+    else:
+      assert done['fir_fit_esr_db'] < -60.0
+      np.testing.assert_allclose(h[16:16 + len(FIR)], FIR, atol=1e-4)
+  # The same nonlinear data under least_squares takes the fit anyway.
+  forced = TrainConfig(**{**SMALL, 'fir_init': 'least_squares'})
+  core = architectures.build_model(forced)
+  done = model_lib.initialise_fir(core, forced, [nonlinear['train']],
+                                  data.count_examples([nonlinear['train']]))
+  assert done['fir_start'] == 'least_squares' and np.any(architectures.fir_layer(core).filter)
+
 # --- Architectures -------------------------------------------------------------------
 
 ARCHITECTURES = {
@@ -360,6 +402,9 @@ def test_hybrid_condition_path_is_causal_at_every_frame_phase():
   config = TrainConfig(**{**SMALL, **ARCHITECTURES['hybrid']})
   model = architectures.build_model(config)
   randomise(model, seed=3)
+  for weight in model.weights:   # no offsets, so no rounding swamps the far reach's tiny effect
+    if 'bias' in weight.name:
+      weight.assign(tf.zeros_like(weight))
   past = receptive_field.receptive_field_extent(config)[0]
   assert past == (receptive_field.condition_reach(config) + receptive_field.wavenet_reach(config)
                   - (config.wavenet_kernel - 1) * config.wavenet_dilations[0])
@@ -388,6 +433,7 @@ def test_run_fn_trains_a_hybrid_on_a_time_budget_with_cropped_context(dataset, t
   with open(os.path.join(args.model_run_dir, contract.TRAINING_SUMMARY_FILE)) as f:
     summary = json.load(f)
   assert summary['input_crop'] == [CONTEXT - past, CONTEXT - future]
+  assert summary['fir_start'] == 'least_squares' and summary['fir_fit_esr_db'] < -40.0
   # Stopped by the clock (the stop rule itself: test_time_budget_schedule_and_stop), not by
   # the 1,000 epochs; its wall time is not asserted (the first batch traces the graph).
   assert summary['fit_seconds'] >= 6.0 and summary['epochs_run'] < 1000

@@ -25,7 +25,7 @@ MODEL_LEARNING_RATES = {'hybrid': 4e-3, 'wavenet': 4e-3, 'conv': 1e-3, 'dense': 
 MODEL_TRAIN_CROPS = {'hybrid': 8192, 'wavenet': 8192}
 LOSS_TERMS = ('mse', 'esr', 'esr_preemphasis', 'mrstft', 'dc')
 LR_SCHEDULES = ('cosine', 'constant', 'plateau')
-FIR_INITS = ('least_squares', 'zeros')
+FIR_INITS = ('least_squares', 'zeros', 'auto')
 ACTIVATIONS = ('tanh', 'relu', 'gelu', 'elu', 'softsign')
 MIXED_PRECISION = ('auto', 'off', 'mixed_float16', 'mixed_bfloat16')
 # custom_config keys that belong to TFX's Google Cloud AI Platform / Vertex Training
@@ -77,8 +77,15 @@ class TrainConfig:
   fir_taps: int = _field(256, 'conv/tcn: taps of the parallel linear FIR branch (0 = none).')
   fir_lookahead: int = _field(16, 'conv/tcn: taps of the FIR branch that look ahead (future '
                               'samples), for slightly misaligned recordings.')
-  fir_init: str = _field('least_squares', 'Initial FIR branch: least_squares (fitted to the '
-                         'training data before training; linear effects start solved) or zeros.')
+  fir_init: str = _field('auto', 'Initial FIR branch: least_squares (fitted to the '
+                         'training data before training; linear effects start solved), zeros, '
+                         'or auto (the least-squares filter if it fits the training examples '
+                         'to fir_auto_esr_db or better, else zeros).')
+  fir_auto_esr_db: float = _field(-20.0, 'fir_init auto: the least-squares start is kept when '
+                                  'its ESR on the training examples is at most this (dB): a '
+                                  'nearly linear effect. On a nonlinear one the fitted start '
+                                  'held the model back (pedals A: 2.8 dB, benchmarks/'
+                                  'quality_notes.md).')
   fir_lr_scale: float = _field(0.1, 'Learning-rate multiplier of the FIR branch (a fitted '
                                'filter needs small steps).')
   fir_init_examples: int = _field(256, 'Training examples (spread evenly over the split) used '

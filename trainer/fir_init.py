@@ -23,6 +23,7 @@ class FIRLeastSquares:
     self.taps, self.lookahead, self.context = int(taps), int(lookahead), int(context)
     self.matrix = np.zeros([self.taps, self.taps], np.float64)
     self.vector = np.zeros([self.taps], np.float64)
+    self.wet_energy = 0.0
     self.examples = 0
 
   def add(self, dry: np.ndarray, wet: np.ndarray) -> None:
@@ -38,6 +39,7 @@ class FIRLeastSquares:
     cross = np.fft.irfft(np.sum(np.fft.rfft(dry, size) * np.conj(np.fft.rfft(wet, size)),
                                 axis=0), size)   # cross[m] = sum_t dry[t + m] wet[t]
     self.vector += cross[(anchor - np.arange(taps)) % size]
+    self.wet_energy += float(np.sum(wet * wet))
     # matrix[j, k] = sum_t dry[anchor + t - j] dry[anchor + t - k]; with lag l = j - k >= 0
     # it is sum_i x[i] x[i + l] over i = anchor + t - j in [anchor - j, anchor - j + window).
     j = np.arange(taps)
@@ -64,6 +66,17 @@ class FIRLeastSquares:
       return np.zeros([self.taps], np.float32)
     matrix = self.matrix + ridge * scale * np.eye(self.taps)
     return np.linalg.solve(matrix, self.vector).astype(np.float32)
+
+  def esr_db(self, h: np.ndarray) -> float:
+    """ESR (dB) of the filter ``h [taps]`` on the examples added: the residual energy
+    ``sum (wet - h * dry)^2 = E_wet - 2 h.v + h'Mh`` from the normal equations, over
+    ``E_wet``. How linear the effect is on these signals: about -70 dB for a low-pass,
+    -2 to -10 dB for drives and compressors; 0 dB if no wet energy was seen."""
+    if self.wet_energy <= 0.0:
+      return 0.0
+    h = np.asarray(h, np.float64)
+    residual = self.wet_energy - 2.0 * h @ self.vector + h @ self.matrix @ h
+    return float(10.0 * np.log10(max(residual, 1e-30) / self.wet_energy))
 
 
 def fit_fir_windows(dry: np.ndarray, wet: np.ndarray, taps: int, lookahead: int,

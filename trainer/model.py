@@ -146,12 +146,21 @@ def learning_rate(config: TrainConfig, total_steps: int):
       warmup_target=config.peak_learning_rate if warmup else None, warmup_steps=warmup)
 
 
-def initialise_fir(core: keras.Model, config: TrainConfig, train_files, num_train: int) -> None:
-  """Sets the FIR branch to the least-squares filter of (up to ``fir_init_examples``)
-  training examples spread evenly over the training split."""
+def initialise_fir(core: keras.Model, config: TrainConfig, train_files,
+                   num_train: int) -> Dict[str, Any]:
+  """Sets the FIR branch's start (``config.fir_init``) from the least-squares filter of (up
+  to ``fir_init_examples``) training examples spread evenly over the training split.
+
+  ``least_squares`` always takes the fitted filter; ``auto`` only when its ESR on those
+  examples is at most ``fir_auto_esr_db`` (a nearly linear effect), else the branch stays at
+  zeros. Returns what was done: ``{'fir_start': 'least_squares' | 'zeros',
+  'fir_fit_esr_db': dB or None}`` ({} without a FIR branch).
+  """
   layer = architectures.fir_layer(core)
-  if layer is None or config.fir_init != 'least_squares' or not config.fir_init_examples:
-    return
+  if layer is None:
+    return {}
+  if config.fir_init == 'zeros' or not config.fir_init_examples:
+    return {'fir_start': 'zeros', 'fir_fit_esr_db': None}
   stride = max(1, num_train // config.fir_init_examples)
   fit = fir_init.FIRLeastSquares(config.fir_taps, config.fir_lookahead, config.context_samples)
   front_end = architectures.front_end_model(core)   # The FIR sees the AGC's output.
@@ -159,8 +168,15 @@ def initialise_fir(core: keras.Model, config: TrainConfig, train_files, num_trai
     if front_end is not None:
       dry = front_end.predict_on_batch(dry)
     fit.add(dry, wet)
-  layer.set_filter(fit.solve())
-  logging.info('FIR branch initialised by least squares on %d examples', fit.examples)
+  h = fit.solve()
+  fit_esr_db = fit.esr_db(h)
+  start = ('least_squares' if config.fir_init == 'least_squares'
+           or fit_esr_db <= config.fir_auto_esr_db else 'zeros')
+  if start == 'least_squares':
+    layer.set_filter(h)
+  logging.info('FIR branch: least-squares fit on %d examples leaves %.2f dB ESR; start: %s '
+               '(fir_init %s)', fit.examples, fit_esr_db, start, config.fir_init)
+  return {'fir_start': start, 'fir_fit_esr_db': round(fit_esr_db, 3)}
 
 
 def _plan(config: TrainConfig, num_train: int, global_batch: int, train_steps) -> Dict[str, int]:
@@ -189,6 +205,7 @@ class Training:
   clock: Optional[callbacks_lib.TimeBudget]
   initial: Dict[str, float]
   laps: Laps
+  fir: Dict[str, Any]
 
 
 def train(config: TrainConfig, fn_args, strategy, log_dir: str) -> Training:
@@ -247,7 +264,7 @@ def train(config: TrainConfig, fn_args, strategy, log_dir: str) -> Training:
                   metrics=[train_metrics.ESR(), train_metrics.ESRdB()])
   core.summary(print_fn=logging.info)
   laps.lap('build')
-  initialise_fir(core, config, fn_args.train_files, num_train)
+  fir = initialise_fir(core, config, fn_args.train_files, num_train)
   laps.lap('fir_init')
 
   budget = callbacks_lib.StepBudget(plan['total_steps'])
@@ -284,7 +301,7 @@ def train(config: TrainConfig, fn_args, strategy, log_dir: str) -> Training:
                       callbacks=callbacks, verbose=2)
   laps.lap('fit')
   return Training(core, policy, plan, crop, history.history, restore, budget, clock, initial,
-                  laps)
+                  laps, fir)
 
 
 def run_fn(fn_args) -> None:
@@ -313,7 +330,7 @@ def run_fn(fn_args) -> None:
                  precision=policy, input_crop=list(crop),
                  train_window_samples=config.train_window_samples,
                  train_seconds_budget=config.train_seconds,
-                 fit_seconds=result.clock.elapsed if result.clock else None)
+                 fit_seconds=result.clock.elapsed if result.clock else None, **result.fir)
   export_dir = distribute.write_dir(fn_args.serving_model_dir)
   export.export_serving_model(core if policy == FLOAT32 else float32_copy(core, config),
                               config, export_dir)
