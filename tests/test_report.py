@@ -120,6 +120,9 @@ def test_page_has_every_section_and_needs_no_network(page, first_run):
   for name in ('piano', 'bursts', 'plucks', 'polysaw', 'ramps', 'repeat'):
     assert f'<td>{name}</td>' in text
   assert 'schema anomalies (ExampleValidator): none' in text
+  # the FIR branch's start (--fir-init auto) and the ESR its least-squares fit left
+  fir_fact = r'FIR branch start.*?(zeros|least_squares) \(least-squares fit: -?[\d.]+ dB\)'
+  assert re.search(fir_fact, text, re.S)
   # the capture check: a row of figures per pair, the verdict and its findings
   check = text[text.index('<h3>Capture check</h3>'):]
   assert 'Verdict: <b>ok</b>' in check and check.count('<span class="good">ok</span>') == 6

@@ -192,6 +192,10 @@ def _training(training: Dict[str, Any]) -> Optional[Dict[str, Any]]:
            ['kept epoch (best eval ESR)', training.get('best_epoch', '?')],
            ['best eval ESR (dB)', _num(training.get('best_val_esr_db'))],
            ['eval ESR before training (dB)', _num(training.get('initial_val_esr_db'))]]
+  if training.get('fir_start'):   # the FIR branch's start (fir_init) and its fit's ESR
+    fit = training.get('fir_fit_esr_db')
+    facts.append(['FIR branch start', training['fir_start'] + (
+        f' (least-squares fit: {_num(fit)} dB)' if fit is not None else '')])
   initial = {'val_esr_db': training['initial_val_esr_db']} \
       if training.get('initial_val_esr_db') is not None else None
   figure = plots.training_curves_figure(training['history'], training.get('best_epoch'),
