@@ -74,13 +74,13 @@ def test_apply_speed(capsys):
                       for v in rtfs.values()), rtfs
 
 
-
 def test_layer_costs(capsys):
   from benchmarks import layer_costs
   f = _run(layer_costs.main, ['--seconds', '0.05', '--widths', '4', '--repeats', '1',
                               '--dilation', '4'], capsys)
   assert f['c4_copy_ratio'] == 1.0 and f['samples'] == 2205
   assert f['c4_wavenet_layer_ms'] > 0 and f['c4_conv_bias_add_ratio'] > 0
+
 
 def test_apply_speed_stream_signature(capsys, tmp_path):
   """The stream-signature table (SavedModel and TFLite, one CPU) on a tiny hybrid model."""

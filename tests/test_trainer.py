@@ -190,7 +190,6 @@ def test_least_squares_fir_recovers_the_filter(dataset):
   np.testing.assert_allclose(h[3:3 + len(FIR)], FIR, atol=1e-5)
 
 
-
 def test_least_squares_fir_esr_matches_the_residual():
   """The fit's ESR from the normal equations equals the ESR of filtering the dry examples;
   a linear effect is fitted to the rounding floor, a clipped one is not."""
@@ -231,6 +230,7 @@ def test_fir_auto_start_keeps_the_fit_only_for_a_nearly_linear_effect(dataset, t
   done = model_lib.initialise_fir(core, forced, [nonlinear['train']],
                                   data.count_examples([nonlinear['train']]))
   assert done['fir_start'] == 'least_squares' and np.any(architectures.fir_layer(core).filter)
+
 
 # --- Architectures -------------------------------------------------------------------
 

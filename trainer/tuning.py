@@ -41,9 +41,10 @@ SEARCH_SPACE: Dict[str, list] = {
     # The level-normalising front end: it helped the hardware pedals' compression
     # (benchmarks/quality_notes.md).
     'agc_strength': [0.0, 1.0],
-    # The linear FIR branch with its least-squares start, or none: without it the hardware
-    # pedals under protocol A scored 1.9 dB better (hybrid) and the 16 + 8 wavenet 3.4 dB
-    # better than the hybrid with it, at 540 s; linear effects need it (quality_notes, 7).
+    # The linear FIR branch (started as fir_init says: auto by default) or none. Against
+    # the least-squares start, no branch scored 1.9 dB better on the hardware pedals under
+    # protocol A (hybrid, 540 s) and a zero start 1 to 2.8 dB better; linear effects need
+    # the branch (benchmarks/quality_notes.md, sessions 7 and 8).
     'fir_taps': [256, 0],
 }
 
