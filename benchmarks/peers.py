@@ -2,7 +2,7 @@
 
     benchmarks/peers.py [--case overdrive --case seed/pedals:B ...] [--budget-seconds 540]
                         [--models hybrid,conv] [--variant 'hybrid+agc={"agc_strength": 1}']
-                        [--peers nam|none] [--json]
+                        [--peers nam|none] [--seeds 1] [--json]
 
 For each case (an effect of a data set, under a protocol) it measures on the test audio:
   identity   output = input (doing nothing)
@@ -18,6 +18,9 @@ For each case (an effect of a data set, under a protocol) it measures on the tes
              ``.venv-peers``, made by ``scripts/setup_peers.sh`` on first use); its default
              model is a packed WaveNet of two submodels, and the row shows the better of them
              on the test audio (``nam_SUBMODEL`` rows show each)
+With ``--seeds N`` every trained row is trained N times (seeds 0 ... N-1; rows ``NAME#S``) and
+``NAME`` is their mean ESR in dB (``esr_db_min`` and ``esr_db_max`` beside it in --json): on
+the hardware pedals one setting varies by about 2 dB from run to run.
 Every row is scored by the same code (``pipeline.report.evaluation``): ESR in dB over all test
 channels, the RMSE, and a phase-invariant multi-resolution STFT distance (``mrstft``,
 :func:`components.audio.dsp.mrstft_from_sums`). ``vs nam dB`` is a row's ESR minus NAM's, measured
@@ -40,6 +43,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any, Mapping, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -194,13 +198,15 @@ def nam_job(config, training, tests, budget: float, workdir: str):
   return job
 
 
-def nam_rows(config, budget: float, workdir: str):
-  """Trains NAM on the case's training audio and scores each submodel on the test audio."""
+def nam_rows(config, budget: float, workdir: str, seed: int = 0):
+  """Trains NAM (torch seeded with ``seed``) on the case's training audio and scores each
+  submodel on the test audio."""
   from components.audio import wav
   from pipeline.report import evaluation
   python = ensure_peer_env()
   training, _ = load_case(config)
   job = nam_job(config, training, fresh_tests(config), budget, workdir)
+  job['seed'] = seed
   job_path = os.path.join(workdir, 'job.json')
   with open(job_path, 'w') as f:
     json.dump(job, f, indent=1)
@@ -232,6 +238,24 @@ def nam_rows(config, budget: float, workdir: str):
   return rows
 
 
+def seeded_rows(name: str, runs: Sequence[Mapping[str, Any]]):
+  """The rows of one setting trained once per seed: ``NAME#S`` for seed S's run and
+  ``NAME``, their mean (ESR, RMSE and MRSTFT averaged in the units shown, dB for ESR; fit
+  seconds and steps averaged), with ``esr_db_min``, ``esr_db_max`` and ``seeds``. One run
+  is returned as ``NAME`` alone."""
+  import numpy as np
+  if len(runs) == 1:
+    return {name: dict(runs[0])}
+  rows = {f'{name}#{seed}': dict(run) for seed, run in enumerate(runs)}
+  esr = [run['esr_db'] for run in runs]
+  mean = {key: float(np.mean([run.get(key) or 0.0 for run in runs]))
+          for key in ('esr_db', 'rmse', 'mrstft', 'fit_seconds', 'steps')}
+  mean.update(esr_db_min=min(esr), esr_db_max=max(esr), seeds=len(runs),
+              params=runs[0].get('params', 0))
+  rows[name] = mean
+  return rows
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -247,6 +271,10 @@ def main(argv=None) -> int:
                       'repeatable')
   parser.add_argument('--train', default='{}', help='JSON of extra TrainConfig overrides')
   parser.add_argument('--peers', default='nam', choices=('nam', 'none'))
+  parser.add_argument('--seeds', type=int, default=1,
+                      help='train every trained row (fxemu and NAM) this many times, seeds 0, '
+                      '1, ...: rows NAME#S, and NAME = their mean ESR (dB), with its min and '
+                      'max in --json; one setting varies by ~2 dB between runs on seed/pedals')
   parser.add_argument('--data', default='', help='directory of the preset data (default: '
                       'work/data if it holds the effect, else synthesized)')
   parser.add_argument('--out', default='work/benchmarks/peers', help='runs and NAM work files')
@@ -260,6 +288,9 @@ def main(argv=None) -> int:
     variants = [parse_variant(v) for v in args.variant]
   except ValueError as e:
     parser.error(str(e))
+  if args.seeds < 1:
+    parser.error(f'--seeds {args.seeds}: must be at least 1')
+  seeds = range(args.seeds)
   figures, rows = {}, []
   for case in cases:
     source, effect, protocol = parse_case(case)
@@ -267,13 +298,23 @@ def main(argv=None) -> int:
     data = case_data(source, effect, os.path.join(args.out, 'scratch'), args.data)
     config = pipeline_config(data, effect, protocol, out)
     per_row = linear_rows(config)
-    for model in models:
-      per_row[model] = fxemu_row(config, model, args.budget_seconds, overrides)
-    for label, values in variants:
-      per_row[label] = fxemu_row(config, values['model'], args.budget_seconds,
-                                 {**overrides, **values}, label)
+    settings = [(model, model, overrides) for model in models]
+    settings += [(label, values['model'], {**overrides, **values}) for label, values in variants]
+    for label, model, values in settings:
+      per_row.update(seeded_rows(label, [
+          fxemu_row(config, model, args.budget_seconds, {**values, 'seed': seed},
+                    label if args.seeds == 1 else f'{label}-seed{seed}')
+          for seed in seeds]))
     if args.peers == 'nam':
-      per_row.update(nam_rows(config, args.budget_seconds, os.path.join(out, 'nam')))
+      runs = [nam_rows(config, args.budget_seconds,
+                       os.path.join(out, 'nam' if args.seeds == 1 else f'nam-seed{seed}'), seed)
+              for seed in seeds]
+      if args.seeds == 1:
+        per_row.update(runs[0])
+      else:
+        for seed, run in enumerate(runs):
+          per_row.update({f'{name}#{seed}': row for name, row in run.items() if name != 'nam'})
+        per_row.update(seeded_rows('nam', [run['nam'] for run in runs]))
     figures[case] = per_row
     reference = per_row.get('nam', {}).get('esr_db')
     for name, row in per_row.items():

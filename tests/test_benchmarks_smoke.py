@@ -102,21 +102,35 @@ def test_apply_speed_stream_signature(capsys, tmp_path):
 
 def test_peers_without_a_peer(tiny_data, capsys, tmp_path):
   """The peer table through the real pipeline, on a wall-clock budget (NAM itself needs
-  its own environment, made by the benchmark on first use; not in the test suite)."""
+  its own environment, made by the benchmark on first use; not in the test suite).
+
+  With --seeds 2 each trained row runs once per seed in its own run directory (seeds 0 and
+  1 start from different weights, so their figures differ) and NAME is their mean. The FIR
+  branch starts at zeros: a solved start on this nearly linear toy would leave the seeds
+  nothing to change."""
   from benchmarks import peers
-  small = '{"wavenet_channels": [4], "wavenet_dilations": [1, 2]}'
+  small = '{"wavenet_channels": [4], "wavenet_dilations": [1, 2], "fir_init": "zeros"}'
   f = _run(peers.main, ['--case', 'toy', '--data', tiny_data, '--models', 'wavenet',
                         '--train', small, '--budget-seconds', '3', '--peers', 'none',
-                        '--out', str(tmp_path)], capsys)
+                        '--seeds', '2', '--out', str(tmp_path)], capsys)
   rows = f['toy']
-  assert set(rows) == {'identity', 'fir', 'wavenet'}
+  assert set(rows) == {'identity', 'fir', 'wavenet', 'wavenet#0', 'wavenet#1'}
   for row in rows.values():
     assert row['esr_db'] == row['esr_db'] and row['mrstft'] >= 0.0
   assert rows['fir']['esr_db'] < rows['identity']['esr_db']
-  assert rows['wavenet']['fit_seconds'] >= 3.0 and rows['wavenet']['steps'] >= 1
-  # Scored by the benchmark's own code and by the Evaluator: the same test audio.
-  assert rows['wavenet']['esr_db'] == pytest.approx(rows['wavenet']['evaluator_esr_db'],
-                                                    abs=0.05)
+  for run in ('wavenet#0', 'wavenet#1'):
+    assert rows[run]['fit_seconds'] >= 3.0 and rows[run]['steps'] >= 1
+    # Scored by the benchmark's own code and by the Evaluator: the same test audio.
+    assert rows[run]['esr_db'] == pytest.approx(rows[run]['evaluator_esr_db'], abs=0.05)
+  runs = [rows['wavenet#0']['esr_db'], rows['wavenet#1']['esr_db']]
+  assert runs[0] != runs[1]
+  mean = rows['wavenet']
+  assert mean['esr_db'] == pytest.approx(sum(runs) / 2) and mean['seeds'] == 2
+  assert (mean['esr_db_min'], mean['esr_db_max']) == (min(runs), max(runs))
+  assert sorted(p.name for p in (tmp_path / 'toy' / 'fxemu').iterdir()) == [
+      'wavenet-seed0', 'wavenet-seed1']
+  with pytest.raises(SystemExit):
+    peers.main(['--case', 'toy', '--seeds', '0'])
 
 
 def test_peers_variant_rows_parse():
