@@ -18,9 +18,10 @@ For each case (an effect of a data set, under a protocol) it measures on the tes
              ``.venv-peers``, made by ``scripts/setup_peers.sh`` on first use); its default
              model is a packed WaveNet of two submodels, and the row shows the better of them
              on the test audio (``nam_SUBMODEL`` rows show each)
-With ``--seeds N`` every trained row is trained N times (seeds 0 ... N-1; rows ``NAME#S``) and
-``NAME`` is their mean ESR in dB (``esr_db_min`` and ``esr_db_max`` beside it in --json): on
-the hardware pedals one setting varies by about 2 dB from run to run.
+With ``--seeds N`` every trained row is trained N times (seeds S ... S + N - 1, S the row's
+``seed``, default 0; rows ``NAME#0`` ... ``NAME#N-1``) and ``NAME`` is their mean ESR in dB
+(``esr_db_min`` and ``esr_db_max`` beside it in --json): on the hardware pedals one setting
+varies by about 2 dB from run to run.
 Every row is scored by the same code (``pipeline.report.evaluation``): ESR in dB over all test
 channels, the RMSE, and a phase-invariant multi-resolution STFT distance (``mrstft``,
 :func:`components.audio.dsp.mrstft_from_sums`). ``vs nam dB`` is a row's ESR minus NAM's, measured
@@ -272,9 +273,10 @@ def main(argv=None) -> int:
   parser.add_argument('--train', default='{}', help='JSON of extra TrainConfig overrides')
   parser.add_argument('--peers', default='nam', choices=('nam', 'none'))
   parser.add_argument('--seeds', type=int, default=1,
-                      help='train every trained row (fxemu and NAM) this many times, seeds 0, '
-                      '1, ...: rows NAME#S, and NAME = their mean ESR (dB), with its min and '
-                      'max in --json; one setting varies by ~2 dB between runs on seed/pedals')
+                      help='train every trained row (fxemu and NAM) this many times, with '
+                      'seeds S, S + 1, ... (S: the row\'s "seed", default 0): rows NAME#0, '
+                      'NAME#1, ..., and NAME = their mean ESR (dB), with its min and max in '
+                      '--json; one setting varies by ~2 dB between runs on seed/pedals')
   parser.add_argument('--data', default='', help='directory of the preset data (default: '
                       'work/data if it holds the effect, else synthesized)')
   parser.add_argument('--out', default='work/benchmarks/peers', help='runs and NAM work files')
@@ -302,12 +304,14 @@ def main(argv=None) -> int:
     settings += [(label, values['model'], {**overrides, **values}) for label, values in variants]
     for label, model, values in settings:
       per_row.update(seeded_rows(label, [
-          fxemu_row(config, model, args.budget_seconds, {**values, 'seed': seed},
+          fxemu_row(config, model, args.budget_seconds,
+                    {**values, 'seed': int(values.get('seed', 0)) + seed},
                     label if args.seeds == 1 else f'{label}-seed{seed}')
           for seed in seeds]))
     if args.peers == 'nam':
       runs = [nam_rows(config, args.budget_seconds,
-                       os.path.join(out, 'nam' if args.seeds == 1 else f'nam-seed{seed}'), seed)
+                       os.path.join(out, 'nam' if args.seeds == 1 else f'nam-seed{seed}'),
+                       int(overrides.get('seed', 0)) + seed)
               for seed in seeds]
       if args.seeds == 1:
         per_row.update(runs[0])
