@@ -26,6 +26,7 @@ from typing import Callable, Dict, List
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import common  # noqa: E402
+from trainer.config import TrainConfig  # noqa: E402  (a dataclass module: no TensorFlow)
 
 REFERENCE = 'copy'
 
@@ -89,7 +90,6 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   common.apply_runtime_flags(args)
   common.quiet_tensorflow()
-  from trainer.config import TrainConfig  # pylint: disable=import-outside-toplevel
   config = TrainConfig()
   samples = int(args.seconds * config.sample_rate)
   figures = {'samples': samples, 'rows': args.channels, 'dilation': args.dilation}

@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -239,17 +240,23 @@ def nam_rows(config, budget: float, workdir: str, seed: int = 0):
   return rows
 
 
+def seed_label(name: str, seed: int, seeds: int, mark: str = '#') -> str:
+  """What seed ``seed``'s run of ``name`` is called among ``seeds`` runs: ``name`` when it
+  is the only one, else ``name + mark + seed`` (rows ``NAME#S``, run directories
+  ``NAME-seedS`` with ``mark='-seed'``)."""
+  return name if seeds == 1 else f'{name}{mark}{seed}'
+
+
 def seeded_rows(name: str, runs: Sequence[Mapping[str, Any]]):
   """The rows of one setting trained once per seed: ``NAME#S`` for seed S's run and
   ``NAME``, their mean (ESR, RMSE and MRSTFT averaged in the units shown, dB for ESR; fit
   seconds and steps averaged), with ``esr_db_min``, ``esr_db_max`` and ``seeds``. One run
   is returned as ``NAME`` alone."""
-  import numpy as np
   if len(runs) == 1:
     return {name: dict(runs[0])}
-  rows = {f'{name}#{seed}': dict(run) for seed, run in enumerate(runs)}
+  rows = {seed_label(name, seed, len(runs)): dict(run) for seed, run in enumerate(runs)}
   esr = [run['esr_db'] for run in runs]
-  mean = {key: float(np.mean([run.get(key) or 0.0 for run in runs]))
+  mean = {key: statistics.fmean(run.get(key) or 0.0 for run in runs)
           for key in ('esr_db', 'rmse', 'mrstft', 'fit_seconds', 'steps')}
   mean.update(esr_db_min=min(esr), esr_db_max=max(esr), seeds=len(runs),
               params=runs[0].get('params', 0))
@@ -306,19 +313,17 @@ def main(argv=None) -> int:
       per_row.update(seeded_rows(label, [
           fxemu_row(config, model, args.budget_seconds,
                     {**values, 'seed': int(values.get('seed', 0)) + seed},
-                    label if args.seeds == 1 else f'{label}-seed{seed}')
+                    seed_label(label, seed, args.seeds, '-seed'))
           for seed in seeds]))
     if args.peers == 'nam':
       runs = [nam_rows(config, args.budget_seconds,
-                       os.path.join(out, 'nam' if args.seeds == 1 else f'nam-seed{seed}'),
+                       os.path.join(out, seed_label('nam', seed, args.seeds, '-seed')),
                        int(overrides.get('seed', 0)) + seed)
               for seed in seeds]
-      if args.seeds == 1:
-        per_row.update(runs[0])
-      else:
-        for seed, run in enumerate(runs):
-          per_row.update({f'{name}#{seed}': row for name, row in run.items() if name != 'nam'})
-        per_row.update(seeded_rows('nam', [run['nam'] for run in runs]))
+      for seed, run in enumerate(runs):   # each submodel's rows, then NAM's best
+        per_row.update({seed_label(name, seed, args.seeds): row
+                        for name, row in run.items() if name != 'nam'})
+      per_row.update(seeded_rows('nam', [run['nam'] for run in runs]))
     figures[case] = per_row
     reference = per_row.get('nam', {}).get('esr_db')
     for name, row in per_row.items():
