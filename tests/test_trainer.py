@@ -100,6 +100,12 @@ def test_losses_match_numpy():
   y = rng.normal(0, 1, [3, 512]).astype(np.float32) * np.array([[1.0], [0.1], [0.5]], np.float32)
   y_hat = (y + rng.normal(0, 0.05, y.shape)).astype(np.float32)
   np.testing.assert_allclose(losses.ESRLoss()(y, y_hat), dsp.esr(y, y_hat), rtol=1e-4)
+  per_example = np.mean(np.sum((y - y_hat) ** 2, 1) / np.sum(y ** 2, 1))
+  np.testing.assert_allclose(losses.PerExampleESRLoss()(y, y_hat), per_example, rtol=1e-4)
+  assert per_example > 2 * dsp.esr(y, y_hat)   # the quiet example counts as much as the loud
+  silent = np.concatenate([y, np.zeros([1, 512], np.float32)])
+  noisy = np.concatenate([y_hat, np.full([1, 512], 1e-3, np.float32)])
+  assert np.isfinite(float(losses.PerExampleESRLoss()(silent, noisy)))
   a = 0.9
   pre = lambda x: x - a * np.concatenate([np.zeros([3, 1]), x[:, :-1]], axis=1)
   np.testing.assert_allclose(losses.PreEmphasisESRLoss(a)(y, y_hat), dsp.esr(pre(y), pre(y_hat)),

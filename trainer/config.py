@@ -23,7 +23,7 @@ MODEL_LEARNING_RATES = {'hybrid': 4e-3, 'wavenet': 4e-3, 'conv': 1e-3, 'dense': 
 #: position every time: Neural Amp Modeler's batches are 16 x 8,192 samples); the frame-rate
 #: models take whole windows as before.
 MODEL_TRAIN_CROPS = {'hybrid': 8192, 'wavenet': 8192}
-LOSS_TERMS = ('mse', 'esr', 'esr_preemphasis', 'mrstft', 'dc')
+LOSS_TERMS = ('mse', 'esr', 'esr_per_example', 'esr_preemphasis', 'mrstft', 'dc')
 LR_SCHEDULES = ('cosine', 'constant', 'plateau')
 FIR_INITS = ('least_squares', 'zeros', 'auto')
 ACTIVATIONS = ('tanh', 'relu', 'gelu', 'elu', 'softsign')

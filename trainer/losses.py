@@ -48,6 +48,32 @@ class ESRLoss(keras.losses.Loss):
     return _batch_normalised(error, tf.reduce_sum(tf.square(y_true), axis=-1))
 
 
+#: esr_per_example: an example's target energy counts as at least this fraction of the
+#: batch's mean energy (-40 dB), so a silent crop cannot dominate the batch.
+PER_EXAMPLE_ENERGY_FLOOR = 1e-4
+
+
+class PerExampleESRLoss(keras.losses.Loss):
+  """ESR of every example on its own, ``sum_n (y - y_hat)^2 / sum_n y^2`` (dimensionless).
+
+  Neural Amp Modeler's definition: Keras averages the ratios over the batch, so a quiet
+  example weighs as much as a loud one (plain :class:`ESRLoss` weighs examples by their
+  energy). Targets quieter than ``PER_EXAMPLE_ENERGY_FLOOR`` times the batch mean count
+  as that quiet.
+  """
+
+  def __init__(self, name: str = 'esr_per_example', **kwargs):
+    super().__init__(name=name, **kwargs)
+
+  def call(self, y_true, y_pred):
+    y_true = tf.cast(y_true, tf.float32)
+    y_pred = tf.cast(y_pred, tf.float32)
+    error = tf.reduce_sum(tf.square(y_true - y_pred), axis=-1)      # [batch]
+    energy = tf.reduce_sum(tf.square(y_true), axis=-1)              # [batch]
+    floor = PER_EXAMPLE_ENERGY_FLOOR * tf.reduce_mean(energy) + EPS
+    return error / tf.maximum(energy, floor)
+
+
 def preemphasize(x: tf.Tensor, coefficient: float) -> tf.Tensor:
   """First-order high-pass ``x[n] - a * x[n-1]`` along the last axis (x[-1] taken as 0)."""
   previous = tf.pad(x[..., :-1], [[0, 0]] * (len(x.shape) - 1) + [[1, 0]])
@@ -163,6 +189,7 @@ def make_loss(config) -> keras.losses.Loss:
   factories = {
       'mse': MSELoss,
       'esr': ESRLoss,
+      'esr_per_example': PerExampleESRLoss,
       'esr_preemphasis': lambda: PreEmphasisESRLoss(config.preemphasis),
       'mrstft': lambda: MultiResolutionSTFTLoss(config.stft_fft_sizes),
       'dc': DCLoss,
