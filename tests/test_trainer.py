@@ -88,7 +88,8 @@ def test_config_rejects_bad_values():
   with pytest.raises(ValueError, match='unknown options'):
     TrainConfig.from_custom_config({'windw_samples': 3})
   for bad in [dict(model='rnn'), dict(conv_kernel=65), dict(conv_kernel=32, conv_stride=64),
-              dict(loss='esr+foo'), dict(latent_kernel=2), dict(fir_taps=8, fir_lookahead=8)]:
+              dict(loss='esr+foo'), dict(activation='leaky_relu'), dict(wavenet_activation='x'),
+              dict(latent_kernel=2), dict(fir_taps=8, fir_lookahead=8)]:
     with pytest.raises(ValueError):
       TrainConfig(**bad)
 

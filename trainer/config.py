@@ -27,6 +27,8 @@ LOSS_TERMS = ('mse', 'esr', 'esr_per_example', 'esr_preemphasis', 'mrstft', 'dc'
 LR_SCHEDULES = ('cosine', 'constant', 'plateau')
 FIR_INITS = ('least_squares', 'zeros', 'auto')
 ACTIVATIONS = ('tanh', 'relu', 'gelu', 'elu', 'softsign')
+#: The full-rate layers also take leaky_relu (slope 0.01, as Neural Amp Modeler 0.13's default).
+WAVENET_ACTIVATIONS = ACTIVATIONS + ('leaky_relu',)
 MIXED_PRECISION = ('auto', 'off', 'mixed_float16', 'mixed_bfloat16')
 # custom_config keys that belong to TFX's Google Cloud AI Platform / Vertex Training
 # extension (tfx.extensions.google_cloud_ai_platform), not to fxemu: the Trainer passes
@@ -124,7 +126,7 @@ class TrainConfig:
       (1, 2, 4, 8, 16, 32, 64, 128, 256, 512), 'wavenet/hybrid: dilations of the layers of '
       'every array; receptive field = arrays x (kernel - 1) x sum(dilations) + 1 samples.')
   wavenet_activation: str = _field('tanh', 'wavenet/hybrid: activation of the layers, one of '
-                                   f'{", ".join(ACTIVATIONS)}.')
+                                   f'{", ".join(WAVENET_ACTIVATIONS)}.')
   wavenet_gated: bool = _field(False, 'wavenet/hybrid: gated layers (tanh x sigmoid, twice '
                                'the convolution cost) instead of one activation.')
   wavenet_head_scale: float = _field(0.02, 'wavenet/hybrid: factor on the head\'s output.')
@@ -225,8 +227,8 @@ class TrainConfig:
           'wavenet_channels must be positive and not empty')
     check(len(self.wavenet_dilations) > 0 and all(d > 0 for d in self.wavenet_dilations),
           'wavenet_dilations must be positive and not empty')
-    check(self.wavenet_activation in ACTIVATIONS,
-          f'wavenet_activation must be one of {ACTIVATIONS}')
+    check(self.wavenet_activation in WAVENET_ACTIVATIONS,
+          f'wavenet_activation must be one of {WAVENET_ACTIVATIONS}')
     check(self.train_seconds >= 0.0, 'train_seconds must be >= 0')
     check(self.agc_strength >= 0.0, 'agc_strength must be >= 0')
     check(not self.agc_strength or (len(self.agc_windows_ms) > 0

@@ -168,6 +168,19 @@ class ModulatedSum(keras.layers.Layer):
     return tf.reduce_sum(gains * signals, axis=-1, keepdims=True)
 
 
+#: Negative slope of ``leaky_relu`` in the WaveNet layers: PyTorch's default, which Neural
+#: Amp Modeler's 0.13 default model uses (``tf.nn.leaky_relu`` defaults to 0.2).
+LEAKY_RELU_SLOPE = 0.01
+
+
+def wavenet_activation(name: str):
+  """The activation function called ``name``: Keras's, or ``leaky_relu`` (slope
+  :data:`LEAKY_RELU_SLOPE`)."""
+  if name == 'leaky_relu':
+    return lambda z: tf.nn.leaky_relu(z, alpha=LEAKY_RELU_SLOPE)
+  return keras.activations.get(name)
+
+
 class WaveNetLayer(keras.layers.Layer):
   """One layer of a WaveNet layer array, silent for silence.
 
@@ -184,7 +197,7 @@ class WaveNetLayer(keras.layers.Layer):
     super().__init__(**kwargs)
     self.channels, self.kernel, self.dilation = int(channels), int(kernel), int(dilation)
     self.activation_name, self.gated = activation, bool(gated)
-    self._activation = keras.activations.get(activation)
+    self._activation = wavenet_activation(activation)
 
   def build(self, input_shape):
     h_shape, c_shape = input_shape
