@@ -5,7 +5,8 @@ scale 1.0) and returns one value per example, ``[batch]``; Keras averages them o
 batch. The ratio losses (ESR, pre-emphasised ESR, DC) divide each example's error by the
 *batch mean* of the target energies, so that their batch average is the ratio of the
 summed error to the summed target energy -- the same definition as the evaluation
-metrics (quiet examples are not over-weighted).
+metrics (quiet examples are not over-weighted). ``esr_per_example`` is the exception, on
+purpose: Neural Amp Modeler's mean of per-example ratios.
 
 A loss specification is a ``+``-separated sum of optionally weighted terms, e.g.
 ``"esr"``, ``"esr_preemphasis+0.1*mrstft"``; see :func:`trainer.config.parse_loss_spec`.
