@@ -45,8 +45,13 @@ class ESRLoss(keras.losses.Loss):
   def call(self, y_true, y_pred):
     y_true = tf.cast(y_true, tf.float32)
     y_pred = tf.cast(y_pred, tf.float32)
-    error = tf.reduce_sum(tf.square(y_true - y_pred), axis=-1)
-    return _batch_normalised(error, tf.reduce_sum(tf.square(y_true), axis=-1))
+    error = tf.reduce_sum(tf.square(y_true - y_pred), axis=-1)      # [batch]
+    return self.normalise(error, tf.reduce_sum(tf.square(y_true), axis=-1))
+
+  @staticmethod
+  def normalise(error: tf.Tensor, energy: tf.Tensor) -> tf.Tensor:
+    """Each example's error ``[batch]`` over the batch mean of the energies ``[batch]``."""
+    return _batch_normalised(error, energy)
 
 
 #: esr_per_example: an example's target energy counts as at least this fraction of the
@@ -54,7 +59,7 @@ class ESRLoss(keras.losses.Loss):
 PER_EXAMPLE_ENERGY_FLOOR = 1e-4
 
 
-class PerExampleESRLoss(keras.losses.Loss):
+class PerExampleESRLoss(ESRLoss):
   """ESR of every example on its own, ``sum_n (y - y_hat)^2 / sum_n y^2`` (dimensionless).
 
   Neural Amp Modeler's definition: Keras averages the ratios over the batch, so a quiet
@@ -66,11 +71,9 @@ class PerExampleESRLoss(keras.losses.Loss):
   def __init__(self, name: str = 'esr_per_example', **kwargs):
     super().__init__(name=name, **kwargs)
 
-  def call(self, y_true, y_pred):
-    y_true = tf.cast(y_true, tf.float32)
-    y_pred = tf.cast(y_pred, tf.float32)
-    error = tf.reduce_sum(tf.square(y_true - y_pred), axis=-1)      # [batch]
-    energy = tf.reduce_sum(tf.square(y_true), axis=-1)              # [batch]
+  @staticmethod
+  def normalise(error: tf.Tensor, energy: tf.Tensor) -> tf.Tensor:
+    """Each example's error ``[batch]`` over its own energy (floored)."""
     floor = PER_EXAMPLE_ENERGY_FLOOR * tf.reduce_mean(energy) + EPS
     return error / tf.maximum(energy, floor)
 
