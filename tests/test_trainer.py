@@ -4,6 +4,7 @@ Training runs are real but tiny (16 kHz noise through a known FIR low-pass, 2048
 windows, a few thousand parameters) so the whole file runs in well under a minute on
 two CPU cores.
 """
+import dataclasses
 import json
 import os
 
@@ -89,6 +90,7 @@ def test_config_rejects_bad_values():
     TrainConfig.from_custom_config({'windw_samples': 3})
   for bad in [dict(model='rnn'), dict(conv_kernel=65), dict(conv_kernel=32, conv_stride=64),
               dict(loss='esr+foo'), dict(activation='leaky_relu'), dict(wavenet_activation='x'),
+              dict(wavenet_initializer='he_normal'),
               dict(latent_kernel=2), dict(fir_taps=8, fir_lookahead=8)]:
     with pytest.raises(ValueError):
       TrainConfig(**bad)
@@ -401,6 +403,27 @@ def test_run_fn_dense_baseline(dataset, tmp_path):
   dry, wet = dataset['tracks']['test']['noise_test']
   assert dsp.esr_db(wet, serve_audio(loaded, dry[None])[0]) < dsp.esr_db(wet, dry) - 6.0
   assert export.read_metadata(args.serving_model_dir)['block_multiple'] == 128
+
+
+def test_wavenet_initializer_fan_in_uniform_bounds_every_array_weight_by_its_fan_in():
+  """``fan_in_uniform`` (PyTorch's Conv1d default) keeps every weight of the layer arrays
+  within 1/sqrt(kernel x input channels) and fills that range; the head starts at zero."""
+  config = TrainConfig(model='wavenet', wavenet_channels=(8, 4), wavenet_kernel=6,
+                       wavenet_dilations=(1, 2), wavenet_initializer='fan_in_uniform', fir_taps=0)
+  glorot = architectures.build_model(dataclasses.replace(config,
+                                                         wavenet_initializer='glorot_uniform'))
+  model = architectures.build_model(config)
+  kernels = [w for w in model.weights if 'kernel' in w.name and not w.name.startswith('head/')]
+  assert len(kernels) == 2 * (1 + 3 * 2) + 1      # rechannel, 2 layers x 3 kernels; 1 array head
+  for weight in kernels:
+    shape = weight.shape
+    bound = 1.0 / np.sqrt(np.prod(shape[:-1]))
+    values = np.abs(weight.numpy())
+    assert values.max() <= bound and (values.size < 16 or values.max() > 0.7 * bound), weight.name
+  assert not np.any(model.get_layer('head').kernel.numpy())
+  # Glorot's bound for the 8-channel kernel-6 convolution, sqrt(6 / 96), is larger.
+  assert (np.abs(glorot.get_layer('array0_layer1').conv_kernel.numpy()).max()
+          > 1.2 / np.sqrt(6 * 8))
 
 
 def test_hybrid_condition_path_is_causal_at_every_frame_phase():

@@ -185,19 +185,22 @@ def build_wavenet(config: TrainConfig) -> keras.Model:
     condition = keras.layers.Concatenate(name='condition')([x3, slow])    # [b, t, 1 + m]
   h, head = x3, None
   channels = config.wavenet_channels
+  init = lambda: layers.wavenet_initializer(config.wavenet_initializer)
   for a, width in enumerate(channels):
-    h = keras.layers.Conv1D(width, 1, use_bias=False, name=f'array{a}_rechannel')(h)
+    h = keras.layers.Conv1D(width, 1, use_bias=False, name=f'array{a}_rechannel',
+                            kernel_initializer=init())(h)
     heads = [] if head is None else [head]
     for i, dilation in enumerate(config.wavenet_dilations):
       h, out = layers.WaveNetLayer(width, config.wavenet_kernel, dilation,
                                    config.wavenet_activation, config.wavenet_gated,
+                                   config.wavenet_initializer,
                                    name=f'array{a}_layer{i}')([h, condition])
       heads.append(out)
     head = keras.layers.Add(name=f'array{a}_head_sum')(heads)             # [b, t, width]
     last = a == len(channels) - 1
     head = keras.layers.Conv1D(
         1 if last else channels[a + 1], 1, use_bias=False,
-        kernel_initializer='zeros' if last else 'glorot_uniform',
+        kernel_initializer='zeros' if last else init(),
         name='head' if last else f'array{a}_head')(head)
   out = keras.layers.Rescaling(config.wavenet_head_scale, name='head_scale')(head)
   branches = [out]

@@ -29,6 +29,9 @@ FIR_INITS = ('least_squares', 'zeros', 'auto')
 ACTIVATIONS = ('tanh', 'relu', 'gelu', 'elu', 'softsign')
 #: The full-rate layers also take leaky_relu (slope 0.01, as Neural Amp Modeler 0.13's default).
 WAVENET_ACTIVATIONS = ACTIVATIONS + ('leaky_relu',)
+#: Initial weights of the full-rate layers: Keras's ``glorot_uniform``, or ``fan_in_uniform``
+#: (uniform within +-1/sqrt(fan_in): PyTorch's default for Conv1d, so Neural Amp Modeler's).
+WAVENET_INITIALIZERS = ('glorot_uniform', 'fan_in_uniform')
 MIXED_PRECISION = ('auto', 'off', 'mixed_float16', 'mixed_bfloat16')
 # custom_config keys that belong to TFX's Google Cloud AI Platform / Vertex Training
 # extension (tfx.extensions.google_cloud_ai_platform), not to fxemu: the Trainer passes
@@ -127,6 +130,10 @@ class TrainConfig:
       'every array; receptive field = arrays x (kernel - 1) x sum(dilations) + 1 samples.')
   wavenet_activation: str = _field('tanh', 'wavenet/hybrid: activation of the layers, one of '
                                    f'{", ".join(WAVENET_ACTIVATIONS)}.')
+  wavenet_initializer: str = _field('glorot_uniform', 'wavenet/hybrid: initial weights of '
+                                    'the layer arrays\' convolutions: glorot_uniform, or '
+                                    'fan_in_uniform (+-1/sqrt(fan_in), PyTorch\'s default and '
+                                    'so Neural Amp Modeler\'s: about 0.6 times as large).')
   wavenet_gated: bool = _field(False, 'wavenet/hybrid: gated layers (tanh x sigmoid, twice '
                                'the convolution cost) instead of one activation.')
   wavenet_head_scale: float = _field(0.02, 'wavenet/hybrid: factor on the head\'s output.')
@@ -229,6 +236,8 @@ class TrainConfig:
           'wavenet_dilations must be positive and not empty')
     check(self.wavenet_activation in WAVENET_ACTIVATIONS,
           f'wavenet_activation must be one of {WAVENET_ACTIVATIONS}')
+    check(self.wavenet_initializer in WAVENET_INITIALIZERS,
+          f'wavenet_initializer must be one of {WAVENET_INITIALIZERS}')
     check(self.train_seconds >= 0.0, 'train_seconds must be >= 0')
     check(self.agc_strength >= 0.0, 'agc_strength must be >= 0')
     check(not self.agc_strength or (len(self.agc_windows_ms) > 0

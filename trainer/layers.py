@@ -181,6 +181,16 @@ def wavenet_activation(name: str):
   return keras.activations.get(name)
 
 
+def wavenet_initializer(name: str) -> keras.initializers.Initializer:
+  """The initializer called ``name``: Keras's, or ``fan_in_uniform`` (uniform within
+  ``+-1/sqrt(fan_in)``, fan_in = kernel x input channels: PyTorch's default for Conv1d)."""
+  if name == 'fan_in_uniform':
+    # VarianceScaling's uniform limit is sqrt(3 scale / fan_in): scale 1/3 gives 1/sqrt(fan_in).
+    return keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode='fan_in',
+                                              distribution='uniform')
+  return keras.initializers.get(name)
+
+
 class WaveNetLayer(keras.layers.Layer):
   """One layer of a WaveNet layer array, silent for silence.
 
@@ -193,22 +203,23 @@ class WaveNetLayer(keras.layers.Layer):
   """
 
   def __init__(self, channels: int, kernel: int, dilation: int, activation: str = 'tanh',
-               gated: bool = False, **kwargs):
+               gated: bool = False, initializer: str = 'glorot_uniform', **kwargs):
     super().__init__(**kwargs)
     self.channels, self.kernel, self.dilation = int(channels), int(kernel), int(dilation)
-    self.activation_name, self.gated = activation, bool(gated)
+    self.activation_name, self.gated, self.initializer = activation, bool(gated), initializer
     self._activation = wavenet_activation(activation)
 
   def build(self, input_shape):
     h_shape, c_shape = input_shape
     width = self.channels * (2 if self.gated else 1)
+    init = lambda: wavenet_initializer(self.initializer)  # A new (unseeded) one per weight.
     self.conv_kernel = self.add_weight('conv_kernel', [self.kernel, int(h_shape[-1]), width],
-                                       initializer='glorot_uniform')
+                                       initializer=init())
     self.mix_kernel = self.add_weight('mix_kernel', [1, int(c_shape[-1]), width],
-                                      initializer='glorot_uniform')
+                                      initializer=init())
     self.bias = self.add_weight('bias', [width], initializer='zeros')
     self.residual_kernel = self.add_weight('residual_kernel', [1, self.channels, self.channels],
-                                           initializer='glorot_uniform')
+                                           initializer=init())
     super().build(input_shape)
 
   def activate(self, z):
@@ -249,4 +260,4 @@ class WaveNetLayer(keras.layers.Layer):
   def get_config(self):
     return {**super().get_config(), 'channels': self.channels, 'kernel': self.kernel,
             'dilation': self.dilation, 'activation': self.activation_name,
-            'gated': self.gated}
+            'gated': self.gated, 'initializer': self.initializer}
