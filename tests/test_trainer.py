@@ -90,7 +90,7 @@ def test_config_rejects_bad_values():
     TrainConfig.from_custom_config({'windw_samples': 3})
   for bad in [dict(model='rnn'), dict(conv_kernel=65), dict(conv_kernel=32, conv_stride=64),
               dict(loss='esr+foo'), dict(activation='leaky_relu'), dict(wavenet_activation='x'),
-              dict(wavenet_initializer='he_normal'),
+              dict(wavenet_initializer='he_normal'), dict(ema_momentum=1.0),
               dict(latent_kernel=2), dict(fir_taps=8, fir_lookahead=8)]:
     with pytest.raises(ValueError):
       TrainConfig(**bad)
@@ -522,6 +522,34 @@ def test_restore_best_and_step_budget():
   assert not model.stop_training
   budget.on_train_batch_end(1)
   assert model.stop_training
+
+
+def test_validation_scores_the_averaged_weights_and_restore_keeps_them():
+  """With ``use_ema``, the validation loss logged by ``fit`` is that of the optimizer's
+  averaged weights, RestoreBest keeps those, and training goes on from the raw weights."""
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=[64, 4]).astype(np.float32)
+  y = x @ np.array([[1.0], [-2.0], [0.5], [3.0]], np.float32)
+  keras.utils.set_random_seed(0)
+  model = keras.Sequential([keras.Input([4]), keras.layers.Dense(1)])
+  model.compile(optimizer=keras.optimizers.Adam(0.05, use_ema=True, ema_momentum=0.9),
+                loss='mse')
+  raw = []
+
+  class Raw(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+      raw[:] = [w.copy() for w in self.model.get_weights()]
+
+  best = callbacks.RestoreBest('val_loss')
+  history = model.fit(x, y, batch_size=8, epochs=3, validation_data=(x, y), verbose=0,
+                      callbacks=[Raw(), best, callbacks.ValidateAveragedWeights()])
+  assert best.best_epoch == 3                       # still improving at this rate
+  kept = model.get_weights()
+  assert not all(np.allclose(a, b) for a, b in zip(kept, raw))   # not the raw weights
+  assert np.isclose(model.evaluate(x, y, verbose=0), history.history['val_loss'][-1],
+                    rtol=1e-5)
+  average = model.optimizer._model_variables_moving_average  # pylint: disable=protected-access
+  assert all(np.allclose(a, b.numpy()) for a, b in zip(kept, average))
 
 
 def test_strategy_choice():

@@ -1,4 +1,5 @@
-"""Keras callbacks of the trainer: step and wall-clock budgets, best-weights restoration."""
+"""Keras callbacks of the trainer: step and wall-clock budgets, best-weights restoration,
+validation of the averaged weights."""
 from __future__ import annotations
 
 import math
@@ -108,3 +109,30 @@ class RestoreBest(keras.callbacks.Callback):
   def on_train_end(self, logs=None):
     if self._weights is not None:
       self.model.set_weights(self._weights)
+
+
+class ValidateAveragedWeights(keras.callbacks.Callback):
+  """With an optimizer that keeps a moving average of the weights (``use_ema``), every
+  validation during ``fit`` scores the averaged weights, and a :class:`RestoreBest` listed
+  before this callback keeps them; training then goes on from the raw weights.
+
+  The averaged weights go in when the validation begins and the raw ones come back at the
+  end of the epoch, after the callbacks listed before this one have seen the epoch.
+  """
+
+  def __init__(self):
+    super().__init__()
+    self._raw = None
+
+  def on_test_begin(self, logs=None):
+    optimizer = self.model.optimizer
+    inner = getattr(optimizer, 'inner_optimizer', optimizer)   # LossScaleOptimizer
+    if not getattr(inner, 'use_ema', False) or not inner.iterations.numpy():
+      return
+    self._raw = self.model.get_weights()
+    inner.finalize_variable_values(self.model.trainable_variables)
+
+  def on_epoch_end(self, epoch, logs=None):
+    if self._raw is not None:
+      self.model.set_weights(self._raw)
+      self._raw = None

@@ -178,6 +178,11 @@ class TrainConfig:
                              'most a quarter of all steps).')
   min_lr_fraction: float = _field(0.02, 'Final learning rate as a fraction of the peak.')
   clipnorm: float = _field(1.0, 'Gradient norm clipping (0 = off).')
+  ema_momentum: float = _field(0.0, 'Weight averaging: the optimizer keeps an exponential '
+                               'moving average of the weights with this momentum per step '
+                               '(0.99: about the last 100 steps); every validation scores '
+                               'the averaged weights, and the best of them are exported. '
+                               '0 = off.')
   early_stopping_patience: int = _field(10, 'Epochs without improvement of the eval ESR before '
                                         'training stops (0 = never stop early).')
   shuffle_buffer: int = _field(1024, 'Examples in the shuffle buffer.')
@@ -238,6 +243,7 @@ class TrainConfig:
           f'wavenet_activation must be one of {WAVENET_ACTIVATIONS}')
     check(self.wavenet_initializer in WAVENET_INITIALIZERS,
           f'wavenet_initializer must be one of {WAVENET_INITIALIZERS}')
+    check(0.0 <= self.ema_momentum < 1.0, 'ema_momentum must be in [0, 1)')
     check(self.train_seconds >= 0.0, 'train_seconds must be >= 0')
     check(self.agc_strength >= 0.0, 'agc_strength must be >= 0')
     check(not self.agc_strength or (len(self.agc_windows_ms) > 0

@@ -257,7 +257,9 @@ def train(config: TrainConfig, fn_args, strategy, log_dir: str) -> Training:
       core = architectures.build_model(config)
       model = training_model(core, config)
     optimizer = keras.optimizers.Adam(learning_rate(config, plan['total_steps']),
-                                      clipnorm=config.clipnorm or None)
+                                      clipnorm=config.clipnorm or None,
+                                      use_ema=bool(config.ema_momentum),
+                                      ema_momentum=config.ema_momentum or 0.99)
     if policy == 'mixed_float16':  # Dynamic loss scaling keeps small gradients alive.
       optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
     model.compile(optimizer=optimizer, loss=losses.make_loss(config),
@@ -285,6 +287,8 @@ def train(config: TrainConfig, fn_args, strategy, log_dir: str) -> Training:
     logging.info('Before training: %s', initial)
     restore.start_from(model, initial['esr_db'])
     callbacks.append(restore)
+    if config.ema_momentum:   # After restore: it keeps the averaged weights it validated.
+      callbacks.append(callbacks_lib.ValidateAveragedWeights())
     if config.early_stopping_patience and not config.train_seconds:
       callbacks.append(keras.callbacks.EarlyStopping(
           monitor=MONITOR, mode='min', patience=config.early_stopping_patience,
