@@ -85,6 +85,17 @@ def test_config_round_trips_through_json():
   assert all(text for text in TrainConfig.field_help().values())
 
 
+def test_schedule_and_weight_averaging_default_per_model():
+  """The full-rate models train at a constant rate and keep an average of their weights;
+  the frame-rate ones keep the cosine without averaging; explicit values win."""
+  assert (TrainConfig(model='hybrid').schedule, TrainConfig(model='hybrid').averaging_momentum
+          ) == ('constant', 0.995)
+  assert (TrainConfig(model='conv').schedule, TrainConfig(model='conv').averaging_momentum
+          ) == ('cosine', 0.0)
+  explicit = TrainConfig(model='hybrid', lr_schedule='cosine', ema_momentum=0.0)
+  assert (explicit.schedule, explicit.averaging_momentum) == ('cosine', 0.0)
+
+
 def test_config_rejects_bad_values():
   with pytest.raises(ValueError, match='unknown options'):
     TrainConfig.from_custom_config({'windw_samples': 3})

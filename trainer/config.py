@@ -18,6 +18,12 @@ MODELS = ('hybrid', 'wavenet', 'conv', 'dense', 'tcn')
 #: train at Neural Amp Modeler's 0.004, the frame-rate ones at 0.001 as before.
 MODEL_LEARNING_RATES = {'hybrid': 4e-3, 'wavenet': 4e-3, 'conv': 1e-3, 'dense': 1e-3,
                         'tcn': 1e-3}
+#: Learning-rate schedule and weight averaging of each model when ``lr_schedule`` is empty and
+#: ``ema_momentum`` negative: the full-rate models keep Neural Amp Modeler's nearly constant
+#: rate and score (and export) the moving average of their weights (pedals A and the presets:
+#: benchmarks/quality_notes.md, session 11); the others keep the cosine, without averaging.
+MODEL_LR_SCHEDULES = {'hybrid': 'constant', 'wavenet': 'constant'}
+MODEL_EMA_MOMENTA = {'hybrid': 0.995, 'wavenet': 0.995}
 #: Training crop of each model when ``train_crop_samples`` is 0: the full-rate models learn
 #: from random 8,192-sample pieces of the examples (more, cheaper optimizer steps, and a new
 #: position every time: Neural Amp Modeler's batches are 16 x 8,192 samples); the frame-rate
@@ -172,17 +178,22 @@ class TrainConfig:
       'kept around it); 0 = the model\'s default (' + ', '.join(
           f'{m} {n}' for m, n in MODEL_TRAIN_CROPS.items()) + ', whole window otherwise). '
       'Validation always scores whole windows.')
-  lr_schedule: str = _field('cosine', f'Learning-rate schedule: {", ".join(LR_SCHEDULES)} '
-                            '(cosine decays to lr * min_lr_fraction over all steps, or over train_seconds).')
+  lr_schedule: str = _field('', f'Learning-rate schedule: {", ".join(LR_SCHEDULES)} (cosine '
+                            'decays to lr * min_lr_fraction over all steps, or over '
+                            'train_seconds); empty = the model\'s default (' + ', '.join(
+                                f'{m} {v}' for m, v in MODEL_LR_SCHEDULES.items())
+                            + ', cosine otherwise).')
   warmup_steps: int = _field(100, 'Linear learning-rate warm-up steps (cosine schedule; at '
                              'most a quarter of all steps).')
   min_lr_fraction: float = _field(0.02, 'Final learning rate as a fraction of the peak.')
   clipnorm: float = _field(1.0, 'Gradient norm clipping (0 = off).')
-  ema_momentum: float = _field(0.0, 'Weight averaging: the optimizer keeps an exponential '
+  ema_momentum: float = _field(-1.0, 'Weight averaging: the optimizer keeps an exponential '
                                'moving average of the weights with this momentum per step '
-                               '(0.99: about the last 100 steps); every validation scores '
+                               '(0.995: about the last 200 steps); every validation scores '
                                'the averaged weights, and the best of them are exported. '
-                               '0 = off.')
+                               '0 = off; negative = the model\'s default (' + ', '.join(
+                                   f'{m} {v:g}' for m, v in MODEL_EMA_MOMENTA.items())
+                               + ', off otherwise).')
   early_stopping_patience: int = _field(10, 'Epochs without improvement of the eval ESR before '
                                         'training stops (0 = never stop early).')
   shuffle_buffer: int = _field(1024, 'Examples in the shuffle buffer.')
@@ -211,7 +222,8 @@ class TrainConfig:
         raise ValueError(f'TrainConfig: {message}')
     check(self.model in MODELS, f'model must be one of {MODELS}, got {self.model!r}')
     check(self.activation in ACTIVATIONS, f'activation must be one of {ACTIVATIONS}')
-    check(self.lr_schedule in LR_SCHEDULES, f'lr_schedule must be one of {LR_SCHEDULES}')
+    check(self.lr_schedule in LR_SCHEDULES + ('',),
+          f'lr_schedule must be one of {LR_SCHEDULES} or empty')
     check(self.fir_init in FIR_INITS, f'fir_init must be one of {FIR_INITS}')
     check(self.mixed_precision in MIXED_PRECISION,
           f'mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}')
@@ -243,7 +255,7 @@ class TrainConfig:
           f'wavenet_activation must be one of {WAVENET_ACTIVATIONS}')
     check(self.wavenet_initializer in WAVENET_INITIALIZERS,
           f'wavenet_initializer must be one of {WAVENET_INITIALIZERS}')
-    check(0.0 <= self.ema_momentum < 1.0, 'ema_momentum must be in [0, 1)')
+    check(self.ema_momentum < 1.0, 'ema_momentum must be below 1')
     check(self.train_seconds >= 0.0, 'train_seconds must be >= 0')
     check(self.agc_strength >= 0.0, 'agc_strength must be >= 0')
     check(not self.agc_strength or (len(self.agc_windows_ms) > 0
@@ -265,6 +277,19 @@ class TrainConfig:
   def peak_learning_rate(self) -> float:
     """``learning_rate``, or the model's default (:data:`MODEL_LEARNING_RATES`) if it is 0."""
     return self.learning_rate or MODEL_LEARNING_RATES[self.model]
+
+  @property
+  def schedule(self) -> str:
+    """``lr_schedule``, or the model's default (:data:`MODEL_LR_SCHEDULES`) if empty."""
+    return self.lr_schedule or MODEL_LR_SCHEDULES.get(self.model, 'cosine')
+
+  @property
+  def averaging_momentum(self) -> float:
+    """``ema_momentum``, or the model's default (:data:`MODEL_EMA_MOMENTA`) if negative;
+    0 = no weight averaging."""
+    if self.ema_momentum < 0.0:
+      return MODEL_EMA_MOMENTA.get(self.model, 0.0)
+    return self.ema_momentum
 
   @property
   def train_window_samples(self) -> int:

@@ -137,7 +137,7 @@ def training_model(core: keras.Model, config: TrainConfig) -> keras.Model:
 def learning_rate(config: TrainConfig, total_steps: int):
   """The learning rate or schedule of the optimizer (with ``train_seconds`` the cosine
   schedule runs over time, set before every batch by :class:`callbacks.TimeBudget`)."""
-  if config.lr_schedule != 'cosine' or config.train_seconds:
+  if config.schedule != 'cosine' or config.train_seconds:
     return config.peak_learning_rate
   warmup = min(config.warmup_steps, total_steps // 4)
   return keras.optimizers.schedules.CosineDecay(
@@ -258,8 +258,8 @@ def train(config: TrainConfig, fn_args, strategy, log_dir: str) -> Training:
       model = training_model(core, config)
     optimizer = keras.optimizers.Adam(learning_rate(config, plan['total_steps']),
                                       clipnorm=config.clipnorm or None,
-                                      use_ema=bool(config.ema_momentum),
-                                      ema_momentum=config.ema_momentum or 0.99)
+                                      use_ema=bool(config.averaging_momentum),
+                                      ema_momentum=config.averaging_momentum or 0.99)
     if policy == 'mixed_float16':  # Dynamic loss scaling keeps small gradients alive.
       optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
     model.compile(optimizer=optimizer, loss=losses.make_loss(config),
@@ -274,7 +274,7 @@ def train(config: TrainConfig, fn_args, strategy, log_dir: str) -> Training:
                keras.callbacks.TensorBoard(log_dir=log_dir, update_freq='epoch')]
   clock = None
   if config.train_seconds:
-    cosine = config.lr_schedule == 'cosine'
+    cosine = config.schedule == 'cosine'
     clock = callbacks_lib.TimeBudget(config.train_seconds,
                                      config.peak_learning_rate if cosine else None,
                                      config.min_lr_fraction, config.warmup_steps,
@@ -287,13 +287,13 @@ def train(config: TrainConfig, fn_args, strategy, log_dir: str) -> Training:
     logging.info('Before training: %s', initial)
     restore.start_from(model, initial['esr_db'])
     callbacks.append(restore)
-    if config.ema_momentum:   # After restore: it keeps the averaged weights it validated.
+    if config.averaging_momentum:   # After restore: it keeps the averaged weights it validated.
       callbacks.append(callbacks_lib.ValidateAveragedWeights())
     if config.early_stopping_patience and not config.train_seconds:
       callbacks.append(keras.callbacks.EarlyStopping(
           monitor=MONITOR, mode='min', patience=config.early_stopping_patience,
           min_delta=0.01))
-    if config.lr_schedule == 'plateau':
+    if config.schedule == 'plateau':
       callbacks.append(keras.callbacks.ReduceLROnPlateau(
           monitor=MONITOR, mode='min', factor=0.5, min_delta=0.01,
           patience=max(1, config.early_stopping_patience // 3 or 3),
