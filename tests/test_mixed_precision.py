@@ -15,6 +15,7 @@ from components.audio import dsp
 from schema import contract
 from tests.conftest import REPO  # noqa: F401  (sets TF_USE_LEGACY_KERAS first)
 from trainer import architectures
+from trainer import callbacks
 from trainer import layers as layers_lib
 from trainer import losses
 from trainer import model as model_lib
@@ -165,3 +166,21 @@ def test_mixed_bfloat16_training_exports_a_float32_model_close_to_float32_traini
   assert want_db < -8, f'float32 training did not learn ({want_db:.1f} dB)'
   assert got_db < -8 and abs(got_db - want_db) < 3.0, (want_db, got_db)
   assert dsp.esr_db(want, got) < -20   # the two models agree sample by sample, loosely
+
+
+def test_weight_average_is_validated_through_the_loss_scale_optimizer():
+  """Under mixed_float16 the optimizer is a LossScaleOptimizer: the validation still scores
+  the inner Adam's average of the weights, and the best-weights restore keeps it."""
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=[32, 4]).astype(np.float32)
+  y = x @ np.array([[1.0], [-2.0], [0.5], [3.0]], np.float32)
+  with model_lib.dtype_policy('mixed_float16'):
+    model = keras.Sequential([keras.Input([4]), keras.layers.Dense(1, dtype='float32')])
+  inner = keras.optimizers.Adam(0.05, use_ema=True, ema_momentum=0.9)
+  model.compile(optimizer=keras.mixed_precision.LossScaleOptimizer(inner), loss='mse')
+  best = callbacks.RestoreBest('val_loss')
+  model.fit(x, y, batch_size=8, epochs=2, validation_data=(x, y), verbose=0,
+            callbacks=[best, callbacks.ValidateAveragedWeights()])
+  assert best.best_epoch == 2
+  average = inner._model_variables_moving_average  # pylint: disable=protected-access
+  assert all(np.allclose(a, b.numpy()) for a, b in zip(model.get_weights(), average))
