@@ -123,6 +123,8 @@ def test_page_has_every_section_and_needs_no_network(page, first_run):
   # the FIR branch's start (--fir-init auto) and the ESR its least-squares fit left
   fir_fact = r'FIR branch start.*?(zeros|least_squares) \(least-squares fit: -?[\d.]+ dB\)'
   assert re.search(fir_fact, text, re.S)
+  # the learning rate, its schedule and the weight average, as the model's defaults resolved
+  assert re.search(r'learning rate</t[dh]>\s*<td>[\d.e-]+, (cosine|constant|plateau)', text)
   # the capture check: a row of figures per pair, the verdict and its findings
   check = text[text.index('<h3>Capture check</h3>'):]
   assert 'Verdict: <b>ok</b>' in check and check.count('<span class="good">ok</span>') == 6

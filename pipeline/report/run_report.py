@@ -181,6 +181,15 @@ def _metrics(metrics, baseline, fir, fir_note: str) -> Optional[Dict[str, Any]]:
   return {'columns': METRIC_COLUMNS, 'rows': rows, 'fir_note': fir_note}
 
 
+def _schedule(training: Dict[str, Any]) -> str:
+  """'0.004, constant, weights averaged (0.995)' from the training summary ('?' if older)."""
+  if 'lr_schedule' not in training:
+    return '?'
+  momentum = training.get('ema_momentum') or 0.0
+  return (f'{training.get("learning_rate", 0.0):g}, {training["lr_schedule"]}'
+          + (f', weights averaged ({momentum:g})' if momentum else ''))
+
+
 def _training(training: Dict[str, Any]) -> Optional[Dict[str, Any]]:
   if not training.get('history'):
     return None
@@ -189,6 +198,7 @@ def _training(training: Dict[str, Any]) -> Optional[Dict[str, Any]]:
            ['receptive field (samples)', training.get('receptive_field_samples', '?')],
            ['epochs run', training.get('epochs_run', '?')],
            ['steps run', training.get('steps_run', '?')],
+           ['learning rate', _schedule(training)],
            ['kept epoch (best eval ESR)', training.get('best_epoch', '?')],
            ['best eval ESR (dB)', _num(training.get('best_val_esr_db'))],
            ['eval ESR before training (dB)', _num(training.get('initial_val_esr_db'))]]
