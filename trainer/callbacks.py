@@ -13,6 +13,13 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import tf_keras as keras  # pylint: disable=g-import-not-at-top
 
 
+def base_optimizer(model: keras.Model) -> keras.optimizers.Optimizer:
+  """The optimizer that holds the learning rate and the weight average: ``model``'s own,
+  or the one inside its LossScaleOptimizer (mixed_float16)."""
+  optimizer = model.optimizer
+  return getattr(optimizer, 'inner_optimizer', optimizer)
+
+
 class StepBudget(keras.callbacks.Callback):
   """Stops training once ``max_steps`` optimizer steps have run (mid-epoch if needed)."""
 
@@ -67,9 +74,7 @@ class TimeBudget(keras.callbacks.Callback):
     if self.peak is None:
       return
     rate = self.rate(time.monotonic() - self.start, self.steps)
-    optimizer = self.model.optimizer
-    inner = getattr(optimizer, 'inner_optimizer', optimizer)   # LossScaleOptimizer
-    keras.backend.set_value(inner.learning_rate, rate)
+    keras.backend.set_value(base_optimizer(self.model).learning_rate, rate)
 
   def on_train_batch_end(self, batch, logs=None):
     self.steps += 1
@@ -125,8 +130,7 @@ class ValidateAveragedWeights(keras.callbacks.Callback):
     self._raw = None
 
   def on_test_begin(self, logs=None):
-    optimizer = self.model.optimizer
-    inner = getattr(optimizer, 'inner_optimizer', optimizer)   # LossScaleOptimizer
+    inner = base_optimizer(self.model)
     if not getattr(inner, 'use_ema', False) or not inner.iterations.numpy():
       return
     self._raw = self.model.get_weights()
