@@ -128,17 +128,25 @@ def parse_variant(text: str):
   return label, {'model': label.split('+')[0], **overrides}
 
 
+def train_config(model: str, budget: float, overrides):
+  """The TrainConfig of one fxemu row; ValueError names a bad value or an unknown name."""
+  from trainer.config import TrainConfig
+  try:
+    return TrainConfig(**{**overrides, 'model': model, 'train_seconds': budget})
+  except TypeError as e:   # a name TrainConfig does not have
+    raise ValueError(f'TrainConfig: {e}') from e
+
+
 def fxemu_row(config, model: str, budget: float, overrides, label: str = ''):
   """Trains ``model`` through the pipeline with the budget, in the run directory
   ``fxemu/LABEL`` (default: the model); scores it like every row."""
   from pipeline import local_runner
   from pipeline.report import evaluation
   from pipeline import results
-  from trainer.config import TrainConfig
   import dataclasses
   run_config = dataclasses.replace(
       config, output_dir=os.path.join(config.output_dir, 'fxemu', label or model))
-  train = TrainConfig(**{**overrides, 'model': model, 'train_seconds': budget})
+  train = train_config(model, budget, overrides)
   local_runner.run(run_config, train)
   result = results.read_run(run_config.metadata_path, run_config.pipeline_name)
   model_dir = os.path.join(result.model_uri, 'Format-Serving')
@@ -300,6 +308,13 @@ def main(argv=None) -> int:
   if args.seeds < 1:
     parser.error(f'--seeds {args.seeds}: must be at least 1')
   seeds = range(args.seeds)
+  settings = [(model, model, overrides) for model in models]
+  settings += [(label, values['model'], {**overrides, **values}) for label, values in variants]
+  for label, model, values in settings:   # before any training: a typo costs nothing
+    try:
+      train_config(model, args.budget_seconds, values)
+    except ValueError as e:
+      parser.error(f'row {label}: {e}')
   figures, rows = {}, []
   for case in cases:
     source, effect, protocol = parse_case(case)
@@ -307,8 +322,6 @@ def main(argv=None) -> int:
     data = case_data(source, effect, os.path.join(args.out, 'scratch'), args.data)
     config = pipeline_config(data, effect, protocol, out)
     per_row = linear_rows(config)
-    settings = [(model, model, overrides) for model in models]
-    settings += [(label, values['model'], {**overrides, **values}) for label, values in variants]
     for label, model, values in settings:
       per_row.update(seeded_rows(label, [
           fxemu_row(config, model, args.budget_seconds,

@@ -144,3 +144,20 @@ def test_peers_variant_rows_parse():
   for bad in ('hybrid+agc', 'x={"agc_strength": }', '={"a": 1}', 'x=[1]'):
     with pytest.raises(ValueError, match='--variant'):
       peers.parse_variant(bad)
+
+
+@pytest.mark.parametrize('variant, problem', [
+    ('hybrid16={"wavenet_channels": [16, 8]}', "model must be one of"),
+    ('hybrid+x={"wavenet_chanels": [16, 8]}', 'wavenet_chanels'),
+    ('hybrid+lr={"learning_rate": -1}', 'learning_rate'),
+])
+def test_peers_rejects_a_bad_row_before_training(variant, problem, tmp_path, capsys):
+  """A row TrainConfig refuses stops the benchmark at the start, naming the row and the
+  problem, not after the rows before it have trained (nothing is written)."""
+  from benchmarks import peers
+  with pytest.raises(SystemExit):
+    peers.main(['--case', 'overdrive', '--models', 'hybrid', '--variant', variant,
+                '--peers', 'none', '--out', str(tmp_path / 'out')])
+  error = capsys.readouterr().err
+  assert f'row {variant.split("=")[0]}' in error and problem in error
+  assert not (tmp_path / 'out').exists()
