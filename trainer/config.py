@@ -85,9 +85,10 @@ class TrainConfig:
   latent_dilations: Tuple[int, ...] = _field(
       (1, 2, 4, 8, 16, 32, 64), 'conv: dilations of the residual latent Conv1D blocks '
       '(comma-separated); memory = S * sum((kernel - 1) * dilation) samples.')
-  fir_taps: int = _field(256, 'conv/tcn: taps of the parallel linear FIR branch (0 = none).')
-  fir_lookahead: int = _field(16, 'conv/tcn: taps of the FIR branch that look ahead (future '
-                              'samples), for slightly misaligned recordings.')
+  fir_taps: int = _field(256, 'All models but dense: taps of the parallel linear FIR branch '
+                         '(0 = none).')
+  fir_lookahead: int = _field(16, 'All models but dense: taps of the FIR branch that look '
+                              'ahead (future samples), for slightly misaligned recordings.')
   fir_init: str = _field('auto', 'Initial FIR branch: least_squares (fitted to the '
                          'training data before training; linear effects start solved), zeros, '
                          'or auto (the least-squares filter if it fits the training examples '
@@ -105,10 +106,10 @@ class TrainConfig:
                                     'decoder also emits M gains per sample that multiply M '
                                     'learned short FIRs of the input (compressors). 0 = none.')
   modulation_taps: int = _field(32, 'conv: taps of each modulated FIR.')
-  agc_strength: float = _field(0.0, 'conv/tcn: level-normalising front end (for compressors): '
-                               'the input is multiplied by a gain g(t) computed in dB from '
-                               'causal RMS envelopes, g_dB = sum_w a_w (env_w_dB - '
-                               'agc_reference_db), the a_w starting at -agc_strength / '
+  agc_strength: float = _field(0.0, 'All models but dense: level-normalising front end (for '
+                               'compressors): the input is multiplied by a gain g(t) '
+                               'computed in dB from causal RMS envelopes, g_dB = sum_w a_w '
+                               '(env_w_dB - agc_reference_db), the a_w starting at -agc_strength / '
                                'len(agc_windows_ms) (1 = output level independent of input '
                                'level) and then learned. Log-domain, so it extrapolates from '
                                'training levels to quieter or louder material. 0 = off.')
