@@ -8,6 +8,9 @@ from typing import Dict, List, Sequence
 
 
 def quiet_tensorflow() -> None:
+  """Quiet TensorFlow's logs, and TensorFlow configured as fxemu's entry points configure
+  it (importing :mod:`trainer` turns on the oneDNN CPU kernels before TensorFlow loads)."""
+  import trainer  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
   os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   os.environ.setdefault('PYTHONWARNINGS', 'ignore')

@@ -8,6 +8,9 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 warnings.filterwarnings('ignore', category=FutureWarning)
 warnings.filterwarnings('ignore', category=DeprecationWarning)
 
+# As fxemu's entry points do: importing trainer before TensorFlow turns on oneDNN's CPU
+# kernels (trainer/__init__.py); test_trainer.py also trains without them.
+import trainer  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
 import pytest  # pylint: disable=g-import-not-at-top
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

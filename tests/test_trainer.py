@@ -583,3 +583,49 @@ def test_strategy_choice():
   distribute.cleanup_write_dir('/out', scratch)
   assert not os.path.exists(scratch)
   assert isinstance(distribute.choose_strategy(), tf.distribute.Strategy)
+
+
+_ONEDNN_PROBE = '''
+import os, sys, json
+import trainer.config  # what every fxemu entry point imports before TensorFlow
+setting = os.environ.get('TF_ENABLE_ONEDNN_OPTS')
+import numpy as np, tensorflow as tf
+from trainer import architectures, layers
+from trainer.config import TrainConfig
+model = architectures.build_model(TrainConfig(
+    model='hybrid', wavenet_channels=(4, 3), wavenet_dilations=(1, 8, 64),
+    condition_latent_channels=4, condition_dilations=(1, 2), fir_taps=8, fir_lookahead=0))
+model.compile(optimizer='adam', loss='mse')
+x = np.random.default_rng(0).normal(0, 0.1, [2, 4096]).astype('float32')
+loss = model.fit(x, np.tanh(3 * x), epochs=1, verbose=0).history['loss'][0]
+print(json.dumps({'setting': setting, 'conv1d': layers.dilated_conv1d_differentiable(),
+                  'loss': loss}))
+'''
+
+
+def _onednn_probe(setting):
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  env = {k: v for k, v in os.environ.items() if k != 'TF_ENABLE_ONEDNN_OPTS'}
+  if setting is not None:
+    env['TF_ENABLE_ONEDNN_OPTS'] = setting
+  done = subprocess.run([sys.executable, '-c', _ONEDNN_PROBE], env=env, capture_output=True,
+                        text=True, check=False, cwd=os.path.dirname(os.path.dirname(__file__)))
+  assert done.returncode == 0, done.stderr[-3000:]
+  return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_dilated_wavenet_trains_without_onednn():
+  """TensorFlow's own CPU kernels have no gradient for a dilated tf.nn.conv1d (oneDNN is
+  off by default on AVX2 CPUs); the wavenet layers must train there too."""
+  probe = _onednn_probe('0')
+  assert probe['setting'] == '0' and probe['conv1d'] is False
+  assert np.isfinite(probe['loss'])
+
+
+@pytest.mark.skipif(os.uname().machine not in ('x86_64', 'AMD64'),
+                    reason='oneDNN CPU kernels are an x86 build option')
+def test_importing_trainer_turns_onednn_on():
+  probe = _onednn_probe(None)
+  assert probe['setting'] == '1' and probe['conv1d'] is True
+  assert np.isfinite(probe['loss'])

@@ -6,12 +6,49 @@ sample block by sample block by :mod:`trainer.streaming`).
 from __future__ import annotations
 
 
+import functools
 import os
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 import tf_keras as keras  # pylint: disable=g-import-not-at-top
+
+
+@functools.lru_cache(maxsize=None)
+def dilated_conv1d_differentiable() -> bool:
+  """Whether this process can differentiate a dilated ``tf.nn.conv1d`` in a graph, as
+  training does: GPUs and oneDNN's CPU kernels can, TensorFlow's own CPU kernels cannot
+  ("Current CPU implementations do not yet support dilation rates larger than 1").
+  TensorFlow turns oneDNN on by itself only on CPUs with AVX-512 VNNI or newer; importing
+  :mod:`trainer` first turns it on elsewhere. Found by trying, once per process."""
+  with tf.init_scope():   # eagerly, even when called while a model's graph is traced
+    x, w = tf.ones([2, 64, 3]), tf.ones([3, 3, 2])
+
+    @tf.function
+    def gradients(x, w):
+      y = tf.reduce_sum(tf.square(tf.nn.conv1d(x, w, stride=1, padding='VALID', dilations=4)))
+      return tf.gradients(y, [x, w])
+    try:
+      [g.numpy() for g in gradients(x, w)]  # pylint: disable=expression-not-assigned
+      return True
+    except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
+      return False
+
+
+def dilated_conv1d(x, kernel, dilation: int):
+  """``x [b, t, C]`` * ``kernel [k, C, C']`` at ``dilation``, 'VALID':
+  ``[b, t - (k - 1) dilation, C']``, differentiable on every device.
+
+  ``tf.nn.conv1d`` with ``dilations`` is one op, and oneDNN fuses a ``bias_add`` after it
+  (``fxemu apply`` 43x real time against 24x through the space-to-batch form, 2-core AVX2
+  box, docs/performance.md). Where its gradient does not exist
+  (:func:`dilated_conv1d_differentiable`), the convolution goes through
+  ``tf.nn.convolution``'s space-to-batch form, as a Keras ``Conv1D`` does.
+  """
+  if dilation == 1 or dilated_conv1d_differentiable():
+    return tf.nn.conv1d(x, kernel, stride=1, padding='VALID', dilations=dilation)
+  return tf.nn.convolution(x, kernel, strides=1, padding='VALID', dilations=dilation)
 
 
 class PadTime(keras.layers.Layer):
@@ -250,8 +287,8 @@ class WaveNetLayer(keras.layers.Layer):
     bias = tf.cast(self.bias, dtype)
     # bias_add straight after the convolution: oneDNN fuses the two, which saves a pass
     # over [b, n, C] (the layers are bound by memory traffic, not FLOPs: docs/performance.md).
-    z = tf.nn.bias_add(tf.nn.conv1d(h_with_past, tf.cast(self.conv_kernel, dtype), stride=1,
-                                    padding='VALID', dilations=self.dilation), bias)
+    z = tf.nn.bias_add(dilated_conv1d(h_with_past, tf.cast(self.conv_kernel, dtype),
+                                      self.dilation), bias)
     z = z + tf.nn.conv1d(condition, tf.cast(self.mix_kernel, dtype), stride=1, padding='VALID')
     a = self.activate(z) - self.activate(bias)
     residual = tf.nn.conv1d(a, tf.cast(self.residual_kernel, dtype), stride=1, padding='VALID')
