@@ -127,9 +127,10 @@ def test_predict_row_and_columnar_equal_the_saved_model(server, direct):
 
 def test_binary_b64_rows_equal_json_rows(server, direct):
   """``{"b64": base64 of little-endian float32}`` rows (TF Serving's binary encoding):
-  the answer comes back as binary rows, bit-equal to the SavedModel's output."""
+  the answer comes back as binary rows, bit-equal to the SavedModel's output for the same
+  batch (oneDNN's kernels may round a batch of one row differently from a batch of two)."""
   x = _audio()
-  expected = direct[1].predict(x)
+  expected = {n: direct[1].predict(x[:n]) for n in (1, len(x))}
   rows = [{'b64': base64.b64encode(row.astype('<f4').tobytes()).decode()} for row in x]
   for body, key in (({'instances': rows}, 'predictions'),
                     ({'instances': [{'audio': r} for r in rows]}, 'predictions'),
@@ -139,7 +140,7 @@ def test_binary_b64_rows_equal_json_rows(server, direct):
     assert answer.status_code == 200, answer.text
     wet = serve.decode_b64_rows(answer.json()[key])
     assert wet.dtype == np.float32
-    np.testing.assert_array_equal(wet, expected[:len(wet)])
+    np.testing.assert_array_equal(wet, expected[len(wet)])
     assert len(wet) == (1 if body.get('inputs', {}) == {'audio': rows[0]} else 2)
 
 
