@@ -7,6 +7,8 @@ two CPU cores.
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
@@ -604,8 +606,6 @@ print(json.dumps({'setting': setting, 'conv1d': layers.dilated_conv1d_differenti
 
 
 def _onednn_probe(setting):
-  import subprocess  # pylint: disable=g-import-not-at-top
-  import sys  # pylint: disable=g-import-not-at-top
   env = {k: v for k, v in os.environ.items() if k != 'TF_ENABLE_ONEDNN_OPTS'}
   if setting is not None:
     env['TF_ENABLE_ONEDNN_OPTS'] = setting

@@ -41,8 +41,7 @@ def dilated_conv1d(x, kernel, dilation: int):
   ``[b, t - (k - 1) dilation, C']``, differentiable on every device.
 
   ``tf.nn.conv1d`` with ``dilations`` is one op, and oneDNN fuses a ``bias_add`` after it
-  (``fxemu apply`` 43x real time against 24x through the space-to-batch form, 2-core AVX2
-  box, docs/performance.md). Where its gradient does not exist
+  (docs/performance.md, section 4). Where its gradient does not exist
   (:func:`dilated_conv1d_differentiable`), the convolution goes through
   ``tf.nn.convolution``'s space-to-batch form, as a Keras ``Conv1D`` does.
   """
