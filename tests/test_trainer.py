@@ -98,13 +98,32 @@ def test_schedule_and_weight_averaging_default_per_model():
   assert (explicit.schedule, explicit.averaging_momentum) == ('cosine', 0.0)
 
 
+def test_weight_decay_shrinks_the_weights_but_not_the_offsets_or_the_fir():
+  """With a zero gradient Adam moves nothing, so one step shows the decay alone: every
+  decayed weight shrinks by learning_rate x weight_decay; biases and the FIR branch stay."""
+  config = TrainConfig(model='hybrid', wavenet_channels=(3, 2), wavenet_dilations=(1, 2),
+                       condition_latent_channels=2, condition_dilations=(1,), fir_taps=8,
+                       fir_lookahead=0, ema_momentum=0.0, learning_rate=0.01, weight_decay=2.0)
+  core = architectures.build_model(config)
+  for w in core.trainable_weights:   # Biases start at zero: make every weight visible.
+    w.assign(tf.ones_like(w))
+  optimizer = model_lib.make_optimizer(config, total_steps=10)
+  optimizer.apply_gradients([(tf.zeros_like(w), w) for w in core.trainable_weights])
+  kept = {w.name for w in core.trainable_weights if 'bias' in w.name or w.name.startswith('fir/')}
+  assert any(name.startswith('fir/') for name in kept) and len(kept) > 1
+  for w in core.trainable_weights:
+    expected = 1.0 if w.name in kept else 1.0 - 0.01 * 2.0
+    np.testing.assert_allclose(w.numpy(), expected, rtol=1e-6, err_msg=w.name)
+  assert model_lib.make_optimizer(TrainConfig(), 10).weight_decay is None
+
+
 def test_config_rejects_bad_values():
   with pytest.raises(ValueError, match='unknown options'):
     TrainConfig.from_custom_config({'windw_samples': 3})
   for bad in [dict(model='rnn'), dict(conv_kernel=65), dict(conv_kernel=32, conv_stride=64),
               dict(loss='esr+foo'), dict(activation='leaky_relu'), dict(wavenet_activation='x'),
               dict(wavenet_initializer='he_normal'), dict(ema_momentum=1.0),
-              dict(latent_kernel=2), dict(fir_taps=8, fir_lookahead=8)]:
+              dict(latent_kernel=2), dict(fir_taps=8, fir_lookahead=8), dict(weight_decay=-0.1)]:
     with pytest.raises(ValueError):
       TrainConfig(**bad)
 

@@ -188,6 +188,9 @@ class TrainConfig:
                              'most a quarter of all steps).')
   min_lr_fraction: float = _field(0.02, 'Final learning rate as a fraction of the peak.')
   clipnorm: float = _field(1.0, 'Gradient norm clipping (0 = off).')
+  weight_decay: float = _field(0.0, 'Decoupled weight decay (AdamW): every step shrinks each '
+                               'weight w by learning_rate * weight_decay * w; biases and the '
+                               'FIR branch are left alone. 0 = off.')
   ema_momentum: float = _field(-1.0, 'Weight averaging: the optimizer keeps an exponential '
                                'moving average of the weights with this momentum per step '
                                '(0.995: about the last 200 steps); every validation scores '
@@ -235,6 +238,7 @@ class TrainConfig:
       check(getattr(self, name) > 0, f'{name} must be positive, got {getattr(self, name)}')
     for name in ('context_samples', 'fir_taps', 'fir_lookahead', 'latent_dense_layers',
                  'dense_layers', 'modulation_channels', 'warmup_steps', 'clipnorm',
+                 'weight_decay',
                  'early_stopping_patience', 'shuffle_buffer', 'fir_init_examples',
                  'condition_channels'):
       check(getattr(self, name) >= 0, f'{name} must be >= 0, got {getattr(self, name)}')

@@ -146,6 +146,25 @@ def learning_rate(config: TrainConfig, total_steps: int):
       warmup_target=config.peak_learning_rate if warmup else None, warmup_steps=warmup)
 
 
+#: Variables that weight decay leaves alone (regular expressions on variable names): the
+#: offsets, and the linear FIR branch (a filter, not a capacity to regularise).
+NO_DECAY = ('bias', '^fir/')
+
+
+def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
+  """Adam with the schedule of :func:`learning_rate`, gradient clipping (``clipnorm``), the
+  weight average (``ema_momentum``) and decoupled weight decay (``weight_decay``: each step
+  shrinks a decayed weight w by learning_rate x weight_decay x w, all but :data:`NO_DECAY`)."""
+  optimizer = keras.optimizers.Adam(learning_rate(config, total_steps),
+                                    clipnorm=config.clipnorm or None,
+                                    weight_decay=config.weight_decay or None,
+                                    use_ema=bool(config.averaging_momentum),
+                                    ema_momentum=config.averaging_momentum or 0.99)
+  if config.weight_decay:
+    optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY))
+  return optimizer
+
+
 def initialise_fir(core: keras.Model, config: TrainConfig, train_files,
                    num_train: int) -> Dict[str, Any]:
   """Sets the FIR branch's start (``config.fir_init``) from the least-squares filter of (up
@@ -256,10 +275,7 @@ def train(config: TrainConfig, fn_args, strategy, log_dir: str) -> Training:
     with dtype_policy(policy):
       core = architectures.build_model(config)
       model = training_model(core, config)
-    optimizer = keras.optimizers.Adam(learning_rate(config, plan['total_steps']),
-                                      clipnorm=config.clipnorm or None,
-                                      use_ema=bool(config.averaging_momentum),
-                                      ema_momentum=config.averaging_momentum or 0.99)
+    optimizer = make_optimizer(config, plan['total_steps'])
     if policy == 'mixed_float16':  # Dynamic loss scaling keeps small gradients alive.
       optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
     model.compile(optimizer=optimizer, loss=losses.make_loss(config),
