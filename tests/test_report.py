@@ -107,6 +107,14 @@ def test_run_prints_each_stage_as_it_finishes_and_ends_with_the_report(cli_run):
   assert not any(t.startswith('Epoch ') for t in texts)      # Keras' lines are quiet
 
 
+def test_training_fact_names_the_schedule_the_average_and_the_decay():
+  full = {'learning_rate': 0.004, 'lr_schedule': 'constant', 'ema_momentum': 0.995,
+          'weight_decay': 0.1}
+  assert report._schedule(full) == '0.004, constant, weights averaged (0.995), weight decay 0.1'
+  assert report._schedule(dict(full, ema_momentum=0.0, weight_decay=0.0)) == '0.004, constant'
+  assert report._schedule({'learning_rate': 0.01}) == '?'      # a summary older than both
+
+
 def test_page_has_every_section_and_needs_no_network(page, first_run):
   path, text = page
   config, _ = first_run

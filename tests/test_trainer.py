@@ -495,7 +495,8 @@ def test_run_fn_trains_a_hybrid_on_a_time_budget_with_cropped_context(dataset, t
   with open(os.path.join(args.model_run_dir, contract.TRAINING_SUMMARY_FILE)) as f:
     summary = json.load(f)
   assert summary['input_crop'] == [CONTEXT - past, CONTEXT - future]
-  assert (summary['lr_schedule'], summary['ema_momentum']) == ('constant', 0.995)
+  assert (summary['lr_schedule'], summary['ema_momentum'], summary['weight_decay']
+          ) == ('constant', 0.995, 0.0)
   assert summary['fir_start'] == 'least_squares' and summary['fir_fit_esr_db'] < -40.0
   # Stopped by the clock (the stop rule itself: test_time_budget_schedule_and_stop), not by
   # the 1,000 epochs; its wall time is not asserted (the first batch traces the graph).

@@ -373,6 +373,7 @@ def _summary(config, core, plan, history, restore) -> Dict[str, Any]:
       'lr_schedule': config.schedule,             # the model's defaults resolved
       'learning_rate': config.peak_learning_rate,
       'ema_momentum': config.averaging_momentum,  # 0 = no weight average
+      'weight_decay': config.weight_decay,        # 0 = none
       'epochs_run': len(history.get('loss', [])),
       'best_epoch': restore.best_epoch,   # 1-based; 0 = the initial weights
       'best_val_esr_db': None if restore.best_epoch is None else restore.best,

@@ -182,12 +182,15 @@ def _metrics(metrics, baseline, fir, fir_note: str) -> Optional[Dict[str, Any]]:
 
 
 def _schedule(training: Dict[str, Any]) -> str:
-  """'0.004, constant, weights averaged (0.995)' from the training summary ('?' if older)."""
+  """'0.004, constant, weights averaged (0.995), weight decay 0.1' from the training
+  summary ('?' if older)."""
   if 'lr_schedule' not in training:
     return '?'
   momentum = training.get('ema_momentum') or 0.0
+  decay = training.get('weight_decay') or 0.0
   return (f'{training.get("learning_rate", 0.0):g}, {training["lr_schedule"]}'
-          + (f', weights averaged ({momentum:g})' if momentum else ''))
+          + (f', weights averaged ({momentum:g})' if momentum else '')
+          + (f', weight decay {decay:g}' if decay else ''))
 
 
 def _training(training: Dict[str, Any]) -> Optional[Dict[str, Any]]:
