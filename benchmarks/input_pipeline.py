@@ -64,8 +64,7 @@ def compiled_model(config, total_steps: int):
   keras.utils.set_random_seed(config.seed)
   core = architectures.build_model(config)
   model = model_lib.training_model(core, config)
-  model.compile(optimizer=keras.optimizers.Adam(model_lib.learning_rate(config, total_steps),
-                                                clipnorm=config.clipnorm or None),
+  model.compile(optimizer=model_lib.make_optimizer(config, total_steps),
                 loss=losses.make_loss(config),
                 metrics=[train_metrics.ESR(), train_metrics.ESRdB()])
   return core, model
