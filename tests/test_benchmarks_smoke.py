@@ -72,6 +72,14 @@ def test_apply_speed(capsys):
   rtfs = {key: value for key, value in f.items() if key.endswith('_rtf')}
   assert rtfs and all(isinstance(v, (int, float)) and 0 < v < float('inf')
                       for v in rtfs.values()), rtfs
+  # Two models of one architecture: each row keeps its own figures and its own goal.
+  f = _run(apply_speed.main, ['--models', 'conv,conv', '--seconds', '0.5', '--stream-seconds',
+                              '0.05', '--repeats', '1', '--stream-blocks', ''], capsys)
+  for i in (0, 1):
+    assert f[f'model{i}_apply_rtf'] == f['models'][i]['apply_rtf'] > 0
+    assert f[f'model{i}_apply_rtf_goal'] == 100.0
+    assert f[f'model{i}_apply_rtf_goal_met'] == (f[f'model{i}_apply_rtf'] >= 100.0)
+  assert not any(key.startswith('conv_') for key in f)
 
 
 def test_layer_costs(capsys):
