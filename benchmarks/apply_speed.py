@@ -342,9 +342,9 @@ def main(argv=None) -> int:
             for p in paths]
     stream_rows = []
     if blocks:
-      for p in paths:
-        stream_rows += stream_rows_on_one_cpu(p, args.stream_signature_seconds, blocks,
-                                              args.tflite, scratch)
+      for i, p in enumerate(paths):   # 'row': the whole-file row of the same model
+        stream_rows += [dict(r, row=i) for r in stream_rows_on_one_cpu(
+            p, args.stream_signature_seconds, blocks, args.tflite, scratch)]
   print_table(rows, args.block)
   print_stream_table(stream_rows)
   if args.json:
@@ -352,10 +352,13 @@ def main(argv=None) -> int:
                'seconds': args.seconds, 'cpus': os.cpu_count(),
                'intra_op_threads': args.intra_op_threads,
                'load_average': os.getloadavg()[0], 'models': rows}
-    for i, r in enumerate(rows):   # flat copies of the main figures: conv_whole_rtf, ...
-      # model0_..., model1_... where two rows share an architecture (two widths of hybrid),
-      # so that no row's figures, or its goal, overwrite another's.
-      name = r['model'] if [x['model'] for x in rows].count(r['model']) == 1 else f'model{i}'
+    # Flat copies of the main figures (conv_whole_rtf, hybrid_stream_tflite_128_rtf, ...),
+    # named model0_, model1_, ... where two rows share an architecture (two widths of hybrid),
+    # so that no model's figures, or its goals, overwrite another's.
+    kinds = [r['model'] for r in rows]
+    names = [k if kinds.count(k) == 1 else f'model{i}'
+             for i, k in enumerate(kinds)]
+    for name, r in zip(names, rows):
       for key in ('apply_rtf', 'whole_rtf', 'stream_rtf', 'block_mean_ms', 'block_p99_ms',
                   'latency_samples', 'parameters', 'flops_per_sample', 'load_seconds'):
         summary[f'{name}_{key}'] = r[key]
@@ -363,11 +366,12 @@ def main(argv=None) -> int:
         summary[f'{name}_apply_rtf_goal'] = APPLY_RTF_GOALS[r['model']]
         summary[f'{name}_apply_rtf_goal_met'] = r['apply_rtf'] >= APPLY_RTF_GOALS[r['model']]
     summary['stream_signature'] = stream_rows
-    for r in stream_rows:   # hybrid_stream_savedmodel_128_rtf, conv_stream_tflite_512_rtf, ...
-      key = f'{r["model"]}_stream_{r["runtime"]}_{r["block"]}'
+    for r in stream_rows:
+      name = names[r['row']]
+      key = f'{name}_stream_{r["runtime"]}_{r["block"]}'
       summary[f'{key}_rtf'] = r['rtf']
       summary[f'{key}_p99_ms'] = r['p99_ms']
-      summary[f'{r["model"]}_stream_latency_samples'] = r['latency_samples']
+      summary[f'{name}_stream_latency_samples'] = r['latency_samples']
       if r['goal'] is not None:
         summary[f'{key}_rtf_goal'] = r['goal']
         summary[f'{key}_rtf_goal_met'] = r['rtf'] >= r['goal']

@@ -74,11 +74,13 @@ def test_apply_speed(capsys):
                       for v in rtfs.values()), rtfs
   # Two models of one architecture: each row keeps its own figures and its own goal.
   f = _run(apply_speed.main, ['--models', 'conv,conv', '--seconds', '0.5', '--stream-seconds',
-                              '0.05', '--repeats', '1', '--stream-blocks', ''], capsys)
+                              '0.05', '--repeats', '1', '--stream-blocks', '64', '--no-tflite',
+                              '--stream-signature-seconds', '0.05'], capsys)
   for i in (0, 1):
     assert f[f'model{i}_apply_rtf'] == f['models'][i]['apply_rtf'] > 0
     assert f[f'model{i}_apply_rtf_goal'] == 100.0
     assert f[f'model{i}_apply_rtf_goal_met'] == (f[f'model{i}_apply_rtf'] >= 100.0)
+    assert f[f'model{i}_stream_savedmodel_64_rtf'] == f['stream_signature'][i]['rtf'] > 0
   assert not any(key.startswith('conv_') for key in f)
 
 
