@@ -343,8 +343,10 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                            f'{summary["windows"]}')
       if align:
         summary['latency_samples'] = {pair: s['latency_samples'] for pair, s in stats.items()}
-      summary['check'] = capture_check.summarize(
-          [capture_check.PairCheck.from_dict(s['check']) for s in stats.values()])
+      checks = [capture_check.PairCheck.from_dict(s['check']) for s in stats.values()]
+      test_keys = {pairs_lib.pair_key(j['effect'], j['name']) for j in jobs if j['is_test']}
+      capture_check.add_level_coverage_findings(checks, lambda c: c.key in test_keys)
+      summary['check'] = capture_check.summarize(checks)
       for split in split_plan.SPLITS:
         tf.io.gfile.rename(os.path.join(staging, f'Split-{split}'),
                            os.path.join(examples.uri, f'Split-{split}'), overwrite=True)

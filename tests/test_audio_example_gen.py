@@ -337,6 +337,26 @@ def test_the_summary_holds_the_capture_check(tmp_path, data_dir):
     assert not [f for f in pair['findings'] if f['severity'] == 'error'], pair['findings']
 
 
+def test_the_summary_names_a_test_recording_quieter_than_the_training_ones(tmp_path):
+  """The piano 40 dB under the sweep: its pair carries the level-coverage note."""
+  from components.audio import wav
+  from tests.audio_fixtures import toy_effect
+  directory = tmp_path / 'data'
+  directory.mkdir()
+  make_pair(str(directory), 'sweep', 3.0, sample_rate=RATE)
+  pre, post, dry, _ = make_pair(str(directory), 'piano', 3.0, sample_rate=RATE)
+  wav.write_wav(pre, 0.01 * dry, RATE)
+  wav.write_wav(post, toy_effect(0.01 * dry), RATE)
+  examples = _run(tmp_path / 'x', _props(str(directory)))
+  pairs = json.loads(examples.get_string_custom_property('fxemu_summary'))['check']['pairs']
+  coverage = {key: [f for f in pair['findings'] if f['check'] == 'level_coverage']
+              for key, pair in pairs.items()}
+  assert not coverage['toy - sweep']
+  [finding] = coverage['toy - piano']
+  assert finding['severity'] == 'info'      # the toy effect is a linear filter
+  assert finding['message'].startswith(pre + ': half of this test recording is at or below')
+
+
 def test_align_trims_a_wet_side_that_leads(tmp_path):
   """The wet file was cut 0.25 s later than the dry one: --align trims the dry's start."""
   directory = tmp_path / 'data'

@@ -266,6 +266,44 @@ def test_summary_and_table_carry_every_pair(tmp_path, dry, lowpass_wet):
   assert len(table) == 3 and table[1].split()[:3] == ['fx', '-', 'good']
 
 
+def test_the_level_spread_against_numpy():
+  """Percentiles 10/50/90 of the frame RMS of every channel, silent frames left out."""
+  frame = capture_check.FRAME
+  rng = np.random.default_rng(0)
+  levels_db = np.array([-50.0, -40.0, -30.0, -20.0, -10.0, -300.0])   # the last: silence
+  channels = [np.concatenate([10 ** (db / 20) * np.sign(rng.standard_normal(frame))
+                              for db in levels_db[::step]]) for step in (1, -1)]
+  audio = np.stack(channels, 1).astype(np.float32)                   # [6 frames, 2]
+  spread = capture_check.level_spread_db(audio)
+  expected = np.percentile(np.tile(levels_db[:-1], 2), [10, 50, 90])
+  np.testing.assert_allclose([spread['quiet_db'], spread['median_db'], spread['loud_db']],
+                             expected, atol=0.05)
+  assert capture_check.side_levels(audio).median_db == spread['median_db']
+  assert capture_check.level_spread_db(np.zeros([3 * frame, 2], np.float32)) == dict(
+      quiet_db=None, median_db=None, loud_db=None)
+
+
+@pytest.mark.parametrize('preset,severity', [('overdrive', 'warning'), ('lowpass', 'info')])
+def test_a_test_recording_quieter_than_the_capture_is_named(tmp_path, preset, severity):
+  """The capture at one narrow level, the music 20 dB under it: a nonlinear effect's
+  response there was never recorded (a warning naming the test file), a linear one's is
+  the same (a note); music at the capture's level is no finding."""
+  rng = np.random.default_rng(1)
+  capture = (0.1 * np.clip(rng.standard_normal([3 * RATE, 2]), -3, 3)).astype(np.float32)
+  board = effects.preset(preset)
+  checks = [_check(tmp_path, name, dry, effects.apply_effect(board, dry, RATE))
+            for name, dry in (('capture', capture), ('music', 0.1 * capture[::-1]),
+                              ('music as loud', capture[::-1].copy()))]
+  capture_check.add_level_coverage_findings(checks, lambda c: c.name.startswith('music'))
+  found = {c.name: [f for f in c.findings if f.check == 'level_coverage'] for c in checks}
+  assert not found['capture'] and not found['music as loud']
+  [finding] = found['music']
+  assert finding.severity == severity
+  assert finding.message.startswith(checks[1].pre_path + ': half of this test recording')
+  assert '20 dB below the quietest tenth of the training recordings' in finding.message
+  assert 'fxemu synth --dry-only' in finding.message
+
+
 def test_fxemu_run_lists_the_warnings_and_the_errors_it_let_through():
   from pipeline.cli import check
   summary = {'check': {'errors': ['a.wav: leads'], 'warnings': ['b.wav: clipped']}}
@@ -324,6 +362,22 @@ def test_fxemu_check_prints_the_figures_and_exits_1_on_errors(tmp_path, dry, low
   assert pairs['fx - good']['verdict'] == 'ok'
   code, out = _check_command(capsys, str(tmp_path / 'nowhere'))
   assert code == 2
+
+
+def test_fxemu_check_compares_the_test_pairs_levels_with_the_training_pairs(tmp_path,
+                                                                             capsys):
+  """`--test-pattern` says which pairs are the music; a quiet one is named."""
+  rng = np.random.default_rng(2)
+  board = effects.preset('lowpass')
+  for name, gain in (('sweeps', 0.1), ('song', 0.01)):
+    dry = (gain * np.clip(rng.standard_normal([2 * RATE, 2]), -3, 3)).astype(np.float32)
+    _write(str(tmp_path), name, dry, effects.apply_effect(board, dry, RATE))
+  code, out = _check_command(capsys, str(tmp_path), '--test-pattern', 'song')
+  assert code == 0
+  assert 'fx - pre - song.wav: half of this test recording is at or below' in out, out
+  code, out = _check_command(capsys, str(tmp_path), '--test-pattern', 'sweeps')
+  assert 'fx - pre - sweeps.wav: half of this test recording is at or above' in out, out
+  assert '20 dB above the loudest tenth of the training recordings' in out
 
 
 def test_run_help_states_each_default_once(capsys):

@@ -38,7 +38,7 @@ infos are reported only. Pure NumPy/SciPy (no TensorFlow); audio is float32
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import scipy.fft
@@ -76,6 +76,13 @@ MIN_COHERENCE = 0.1
 UNLEARNABLE_ESR_DB = -1.0
 #: Both fits worse than output = input by more than this (dB): a warning.
 FITS_BEHIND_IDENTITY_DB = 1.0
+#: Level coverage: half of a test recording quieter (or louder) than this many dB below the
+#: quietest tenth (above the loudest tenth) of every training recording is a level the
+#: capture never played: a finding (a warning when the effect is nonlinear).
+LEVEL_COVERAGE_DB = 6.0
+#: The effect counts as linear when a least-squares FIR predicts every training pair's wet
+#: to this held-out ESR or better (dB; the trainer's ``fir_auto_esr_db``).
+LINEAR_FIT_DB = -20.0
 #: Time variance: a lag swinging more than this (robust spread, samples) between
 #: segments, or drifting more than this over the recording (samples); a frame-to-frame
 #: phase swing above this (std, degrees); a gain swing above GAIN_SWING_DB plus
@@ -144,6 +151,12 @@ class SideLevels:
   rms_db: float
   clipped_fraction: float
   dc_offset_db: float     # the largest channel mean, dBFS
+  # The spread of the sound's level: percentiles 10, 50 and 90 of the RMS of the frames
+  # (:data:`FRAME` samples, every channel) that are not silence (above :data:`SILENCE_DB`),
+  # dBFS; None without such frames (or in summaries written before they were measured).
+  quiet_db: Optional[float] = None
+  median_db: Optional[float] = None
+  loud_db: Optional[float] = None
 
 
 @dataclasses.dataclass
@@ -248,8 +261,30 @@ def side_levels(audio: np.ndarray) -> SideLevels:
     dc = float(np.max(np.percentile(means, 10, axis=0)))
   else:
     dc = float(np.max(np.abs(audio.mean(axis=0))))
+  spread = level_spread_db(audio)
   return SideLevels(peak_db=dsp.to_db(peak ** 2), rms_db=dsp.to_db(power),
-                    clipped_fraction=clipped / flat.size, dc_offset_db=dsp.to_db(dc ** 2))
+                    clipped_fraction=clipped / flat.size, dc_offset_db=dsp.to_db(dc ** 2),
+                    **spread)
+
+
+def level_spread_db(audio: np.ndarray) -> Dict[str, Optional[float]]:
+  """``{'quiet_db', 'median_db', 'loud_db'}``: percentiles 10, 50 and 90 (dBFS, rounded to
+  0.1 dB) of the RMS of the :data:`FRAME`-sample frames of every channel of float32
+  ``[samples, channels]`` that are louder than :data:`SILENCE_DB`; None without such frames.
+  The levels a capture covers, and those the music it is meant for sits at."""
+  frames = len(audio) // FRAME
+  channels = audio.shape[1] if audio.ndim > 1 else 1
+  if not frames:
+    return dict(quiet_db=None, median_db=None, loud_db=None)
+  blocks = np.asarray(audio[:frames * FRAME], np.float32).reshape(frames, FRAME, channels)
+  power = np.einsum('ftc,ftc->fc', blocks, blocks, dtype=np.float64).reshape(-1) / FRAME
+  db = 10.0 * np.log10(np.maximum(power, 1e-30))
+  db = db[db > SILENCE_DB]
+  if not db.size:
+    return dict(quiet_db=None, median_db=None, loud_db=None)
+  quiet, median, loud = np.percentile(db, [10, 50, 90])
+  return dict(quiet_db=round(float(quiet), 1), median_db=round(float(median), 1),
+              loud_db=round(float(loud), 1))
 
 
 def noise_floor_db(dry: np.ndarray, wet: np.ndarray, sample_rate: int) -> Optional[float]:
@@ -801,6 +836,45 @@ def _hygiene_findings(check: PairCheck, aligned: bool) -> List[Finding]:
           f'{post}: the two passes of the repeated segment differ by {check.repeat_esr_db:.1f}'
           ' dB ESR: the floor no model can beat on this capture')))
   return found
+
+
+def add_level_coverage_findings(checks: Sequence[PairCheck],
+                                is_test: Callable[[PairCheck], bool]) -> None:
+  """Adds a finding to each test recording whose level lies outside every training one's:
+  a nonlinear effect (a drive, a compressor) responds differently at levels the capture
+  never played, so a model can only extrapolate there. Compares the test dry's median
+  frame level (:attr:`SideLevels.median_db`) with the training drys' quietest and loudest
+  tenths, per effect; a warning unless a FIR fits every training pair to
+  :data:`LINEAR_FIT_DB` (then a note: a linear effect has no level to learn). Needs
+  at least one training and one test pair of the effect with measured levels."""
+  for effect in sorted({c.effect for c in checks}):
+    pairs = [c for c in checks if c.effect == effect and c.dry is not None
+             and c.dry.median_db is not None]
+    train = [c for c in pairs if not is_test(c)]
+    if not train:
+      continue
+    low = min(c.dry.quiet_db for c in train)
+    high = max(c.dry.loud_db for c in train)
+    nonlinear = any(c.linear_esr_db is None or c.linear_esr_db > LINEAR_FIT_DB for c in train)
+    for test in (c for c in pairs if is_test(c)):
+      median = test.dry.median_db
+      if median < low - LEVEL_COVERAGE_DB:
+        where, fix = (f'{low - median:.0f} dB below the quietest tenth of the training '
+                      'recordings'), 'quieter levels too'
+      elif median > high + LEVEL_COVERAGE_DB:
+        where, fix = (f'{median - high:.0f} dB above the loudest tenth of the training '
+                      'recordings'), 'louder levels too'
+      else:
+        continue
+      consequence = ('the effect is not linear (a FIR leaves more than '
+                     f'{LINEAR_FIT_DB:g} dB ESR), so its response there was never recorded '
+                     'and the model can only extrapolate it' if nonlinear else
+                     'harmless for a linear effect, as the FIR fits suggest')
+      test.findings.append(Finding(WARNING if nonlinear else INFO, 'level_coverage', (
+          f'{test.pre_path}: half of this test recording is at or '
+          f'{"below" if median < low else "above"} {median:.1f} dBFS, {where} (which cover '
+          f'{low:.1f} to {high:.1f} dBFS in {FRAME}-sample frames): {consequence}; play the '
+          f'capture signal at {fix} (`fxemu synth --dry-only` plays -63 to -3 dBFS)')))
 
 
 # --- One pair, a directory ----------------------------------------------------------------

@@ -73,7 +73,8 @@ def summary_lines(summary: dict, allowed: bool = False) -> List[str]:
 def run_check_command(args) -> int:
   config = PipelineConfig(data_dir=args.data_dir, effect=args.effect or 'all',
                           align=args.align, max_latency_seconds=args.max_latency_seconds,
-                          sample_rate=args.sample_rate, context_seconds=args.context_seconds)
+                          sample_rate=args.sample_rate, context_seconds=args.context_seconds,
+                          test_pattern=args.test_pattern)
   try:
     pairs = pairs_lib.find_pairs(args.data_dir, args.effect or None)
   except pairs_lib.PairError as e:
@@ -83,6 +84,9 @@ def run_check_command(args) -> int:
   checks = []
   for pair in pairs:
     checks.append(capture_check.check_pair(pair, settings))
+  patterns = config.test_patterns
+  capture_check.add_level_coverage_findings(
+      checks, lambda c: pairs_lib.matches_any(c.name, patterns))
   if args.json:
     print(json.dumps(capture_check.summarize(checks), indent=1, sort_keys=True))
   else:
@@ -102,7 +106,8 @@ def add_check_command(subparsers) -> None:
       'inside the search range), coherence per band, held-out ESR of output = input, of a '
       'least-squares FIR and of a tiny nonlinear fit, lag/gain/phase swings over time '
       '(modulated effects, drifting clocks), clipping, DC offset, noise floor, and the '
-      'repeatability of a repeated segment. Prints the figures and every finding with '
+      'repeatability of a repeated segment, and whether the test recordings\' levels lie '
+      'within the training recordings\'. Prints the figures and every finding with '
       'the file and what to change; exits 1 if a pair has an error.')
   parser.add_argument('data_dir', metavar='DATA_DIR',
                       help='directory of "EFFECT - pre|post - NAME.wav" pairs')
@@ -120,6 +125,10 @@ def add_check_command(subparsers) -> None:
   parser.add_argument('--sample-rate', type=int, default=_default('sample_rate'),
                       metavar='HZ', help='sample rate every file must have (default: '
                       f'{_default("sample_rate")})')
+  parser.add_argument('--test-pattern', default=_default('test_pattern'), metavar='GLOBS',
+                      help='pairs whose NAME matches are the test set, as for `fxemu run`: '
+                      'their levels are compared with the training pairs\' (default: '
+                      f'{_default("test_pattern")})')
   parser.add_argument('--json', action='store_true',
                       help='print the figures and findings as JSON instead')
   parser.set_defaults(func=run_check_command)
