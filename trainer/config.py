@@ -193,9 +193,9 @@ class TrainConfig:
                                'FIR branch are left alone. 0 = off.')
   condition_weight_decay: float = _field(
       -1.0, 'hybrid: weight decay of the conditioning path (its condition_* layers) '
-      'instead of weight_decay; negative = weight_decay. A larger decay holds the slow path '
-      'near its zero start unless training needs it (the path sees levels, which a capture '
-      'may cover more narrowly than the music it is used on).')
+      'instead of weight_decay; negative = weight_decay. (On the hardware pedals 1.0 held '
+      'the path near its zero start and cost 3.3 dB: the chain\'s compression needs it; '
+      'benchmarks/quality_notes.md, session 16.)')
   ema_momentum: float = _field(-1.0, 'Weight averaging: the optimizer keeps an exponential '
                                'moving average of the weights with this momentum per step '
                                '(0.995: about the last 200 steps); every validation scores '
