@@ -49,6 +49,9 @@ SEARCH_SPACE: Dict[str, list] = {
     # Decoupled weight decay: 0.1 gained 1.3 dB on the hardware pedals (hybrid 16 + 8,
     # 540 s) and 0.9 dB on their validation blocks (benchmarks/quality_notes.md, session 14).
     'weight_decay': [0.0, 0.1],
+    # The hybrid's conditioning path: 16 latent channels with the decay gained 1.1 dB over
+    # 32 on the hardware pedals (benchmarks/quality_notes.md, session 16).
+    'condition_latent_channels': [16, 32],
 }
 
 
