@@ -239,6 +239,13 @@ def repeat_halves(num_samples: int):
   return slice(0, half), slice(half, 2 * half)
 
 
+def _framed(audio: np.ndarray, frames: int) -> np.ndarray:
+  """``[frames, FRAME, channels]``: the first ``frames`` back-to-back :data:`FRAME`-sample
+  frames of ``[samples, channels]`` (or ``[samples]``: one channel), float32 (a view when
+  the audio is float32 already)."""
+  return np.asarray(audio[:frames * FRAME], np.float32).reshape(frames, FRAME, -1)
+
+
 def side_levels(audio: np.ndarray) -> SideLevels:
   """Peak, RMS, clipped fraction and DC offset of float32 ``[samples, channels]``.
 
@@ -256,8 +263,7 @@ def side_levels(audio: np.ndarray) -> SideLevels:
   frames = len(audio) // FRAME
   if frames:
     # [frames, channels] means (a matrix product: far faster than .mean over the middle axis)
-    means = np.abs(np.full(FRAME, 1.0 / FRAME, np.float32) @
-                   np.asarray(audio[:frames * FRAME], np.float32).reshape(frames, FRAME, -1))
+    means = np.abs(np.full(FRAME, 1.0 / FRAME, np.float32) @ _framed(audio, frames))
     dc = float(np.max(np.percentile(means, 10, axis=0)))
   else:
     dc = float(np.max(np.abs(audio.mean(axis=0))))
@@ -273,12 +279,11 @@ def level_spread_db(audio: np.ndarray) -> Dict[str, Optional[float]]:
   ``[samples, channels]`` that are louder than :data:`SILENCE_DB`; None without such frames.
   The levels a capture covers, and those the music it is meant for sits at."""
   frames = len(audio) // FRAME
-  channels = audio.shape[1] if audio.ndim > 1 else 1
-  if not frames:
-    return dict(quiet_db=None, median_db=None, loud_db=None)
-  blocks = np.asarray(audio[:frames * FRAME], np.float32).reshape(frames, FRAME, channels)
-  power = np.einsum('ftc,ftc->fc', blocks, blocks, dtype=np.float64).reshape(-1) / FRAME
-  db = 10.0 * np.log10(np.maximum(power, 1e-30))
+  db = np.empty(0)
+  if frames:
+    blocks = _framed(audio, frames)
+    power = np.einsum('ftc,ftc->fc', blocks, blocks, dtype=np.float64).reshape(-1) / FRAME
+    db = 10.0 * np.log10(np.maximum(power, 1e-30))
   db = db[db > SILENCE_DB]
   if not db.size:
     return dict(quiet_db=None, median_db=None, loud_db=None)
@@ -298,7 +303,7 @@ def noise_floor_db(dry: np.ndarray, wet: np.ndarray, sample_rate: int) -> Option
 
   def power(x):
     """Per frame: each channel's variance (its power without DC), mean over channels."""
-    view = np.asarray(x[:frames * FRAME], np.float32).reshape(frames, FRAME, -1)
+    view = _framed(x, frames)
     mean = np.einsum('ijk->ik', view) / FRAME
     return np.maximum(np.einsum('ijk,ijk->ik', view, view) / FRAME - mean ** 2, 0.0).mean(1)
 
