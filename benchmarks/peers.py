@@ -11,7 +11,10 @@ For each case (an effect of a data set, under a protocol) it measures on the tes
              Trainer) with ``train_seconds`` = the budget
   LABEL      each --variant LABEL=JSON: the same, with the JSON's TrainConfig values (the
              model is the JSON's "model", else the label up to its first "+"), e.g.
-             ``hybrid+agc={"agc_strength": 1}`` is ``fxemu run --agc-strength 1``
+             ``hybrid+agc={"agc_strength": 1}`` is ``fxemu run --agc-strength 1``, or
+             PipelineConfig values (``{"capture_settings": false}`` is
+             ``--no-capture-settings``); ``settings`` in --json: what the capture check's
+             CaptureSettings step (or a Tuner) gave the Trainer
   nam        Neural Amp Modeler 0.13, its default model and loss, on the CPU, trained on the
              same training audio (the same train/eval blocks as fxemu's) for the same
              wall-clock budget (``benchmarks/nam_peer.py``, in its own environment
@@ -128,11 +131,25 @@ def parse_variant(text: str):
   return label, {'model': label.split('+')[0], **overrides}
 
 
+def split_overrides(overrides):
+  """A row's values -> (PipelineConfig values, TrainConfig values): a name only the
+  pipeline has (``capture_settings``) goes to the pipeline, every other to the Trainer."""
+  import dataclasses
+  from pipeline.configs import PipelineConfig
+  from trainer.config import TrainConfig
+  pipeline_only = ({f.name for f in dataclasses.fields(PipelineConfig)}
+                   - {f.name for f in dataclasses.fields(TrainConfig)})
+  return ({k: v for k, v in overrides.items() if k in pipeline_only},
+          {k: v for k, v in overrides.items() if k not in pipeline_only})
+
+
 def train_config(model: str, budget: float, overrides):
-  """The TrainConfig of one fxemu row; ValueError names a bad value or an unknown name."""
+  """The TrainConfig of one fxemu row (``overrides`` without the pipeline's names);
+  ValueError names a bad value or an unknown name."""
   from trainer.config import TrainConfig
   try:
-    return TrainConfig(**{**overrides, 'model': model, 'train_seconds': budget})
+    return TrainConfig(**{**split_overrides(overrides)[1], 'model': model,
+                          'train_seconds': budget})
   except TypeError as e:   # a name TrainConfig does not have
     raise ValueError(f'TrainConfig: {e}') from e
 
@@ -145,7 +162,8 @@ def fxemu_row(config, model: str, budget: float, overrides, label: str = ''):
   from pipeline import results
   import dataclasses
   run_config = dataclasses.replace(
-      config, output_dir=os.path.join(config.output_dir, 'fxemu', label or model))
+      config, output_dir=os.path.join(config.output_dir, 'fxemu', label or model),
+      **split_overrides(overrides)[0])
   train = train_config(model, budget, overrides)
   local_runner.run(run_config, train)
   result = results.read_run(run_config.metadata_path, run_config.pipeline_name)
@@ -157,11 +175,10 @@ def fxemu_row(config, model: str, budget: float, overrides, label: str = ''):
     row['params'] = int(json.load(f).get('parameter_count', 0))
   row['train_seconds'] = next((s.seconds for s in result.stages if s.name == 'Trainer'),
                               float('nan'))
-  summary_path = os.path.join(result.model_run_uri, contract.TRAINING_SUMMARY_FILE)
-  with open(summary_path) as f:
-    training = json.load(f)
+  training = results.training_summary(result)
   row['fit_seconds'] = training.get('fit_seconds')   # what the budget governs
   row['steps'] = training.get('steps_run')
+  row['settings'] = training.get('hyperparameters') or {}   # the capture check's, or none
   row['evaluator_esr_db'] = result.metrics['overall']['esr_db']
   return row
 

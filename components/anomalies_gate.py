@@ -13,7 +13,6 @@ beside it, fails the run with a readable message on
   --allow-unlearnable``) these are logged as warnings and the run goes on.
 """
 
-import json
 import logging
 import os
 from typing import Dict, Iterable, List, Optional
@@ -26,7 +25,7 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
-from schema import contract
+from components import artifact_json
 
 
 ALLOW_FLAG = '--allow-unlearnable'
@@ -73,11 +72,7 @@ def describe_anomalies(anomalies_uri: str, split_names) -> list:
 def capture_check_errors(examples_uri: str) -> list:
   """The capture check's error messages from the examples' summary (none if it holds
   no check, as examples made before the check existed)."""
-  path = os.path.join(examples_uri, contract.EXAMPLES_SUMMARY_FILE)
-  if not tf.io.gfile.exists(path):
-    return []
-  with tf.io.gfile.GFile(path) as f:
-    return list(json.load(f).get('check', {}).get('errors', []))
+  return list(artifact_json.examples_summary(examples_uri).get('check', {}).get('errors', []))
 
 
 def gate(anomalies_uri: str, split_names, examples_uri: str, allow_unlearnable: bool) -> list:

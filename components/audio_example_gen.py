@@ -345,7 +345,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         summary['latency_samples'] = {pair: s['latency_samples'] for pair, s in stats.items()}
       checks = [capture_check.PairCheck.from_dict(s['check']) for s in stats.values()]
       test_keys = {pairs_lib.pair_key(j['effect'], j['name']) for j in jobs if j['is_test']}
-      capture_check.add_level_coverage_findings(checks, lambda c: c.key in test_keys)
+      capture_check.add_level_coverage_findings(checks, lambda c: c.key in test_keys,
+                                                  float(exec_properties['test_tail']))
       summary['check'] = capture_check.summarize(checks)
       for split in split_plan.SPLITS:
         tf.io.gfile.rename(os.path.join(staging, f'Split-{split}'),
@@ -377,6 +378,7 @@ class AudioExampleGen(base_beam_component.BaseBeamComponent):
                eval_period: int, test_patterns: str, test_tail: float = 1.0,
                effect: str = '', align: bool = False, max_latency_samples: int = 0,
                input_fingerprint: str = ''):
+    split_plan.check_test_tail(test_tail)
     spec = AudioExampleGenSpec(
         input_base=input_base, effect=effect, sample_rate=sample_rate,
         window_samples=window_samples, hop_samples=hop_samples,

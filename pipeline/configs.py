@@ -10,6 +10,9 @@ import dataclasses
 import os
 from typing import List
 
+from pipeline.flags import flag_text
+from trainer.config import NARROW_CAPTURE_SETTINGS
+
 PIPELINE_NAME = 'fxemu'
 DEFAULT_OUTPUT_DIR = 'work'
 DEFAULT_TEST_PATTERN = '*piano*,*beethoven*'
@@ -64,6 +67,14 @@ class PipelineConfig:
                       '(trainer/tuning.py), each trial trained like the Trainer for '
                       'TUNE_SECONDS / TUNE_TRIALS and scored on the eval split; '
                       'the Trainer then trains the best with the full budget.')
+  capture_settings: bool = _field(True, 'When the capture check warns that a test '
+                                  'recording plays at levels no training recording reached '
+                                  '(a nonlinear effect, whose response there the model must '
+                                  'extrapolate), the hybrid trains with the settings that '
+                                  'extrapolate better: '
+                                  + flag_text(NARROW_CAPTURE_SETTINGS) + ', each one left at '
+                                  'its default (a CaptureSettings step before the '
+                                  'Trainer; not with --tune, whose search takes its place).')
   tune_trials: int = _field(4, 'Tuner trials (--tune).')
   tune_seconds: float = _field(480.0, 'Wall-clock seconds of all the Tuner\'s trials together '
                                '(--tune), on top of the Trainer\'s train_seconds.')

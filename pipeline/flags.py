@@ -70,6 +70,14 @@ def flag_name(name: str) -> str:
   return '--' + name.replace('_', '-')
 
 
+def flag_text(values: Mapping[str, Any]) -> str:
+  """``{'wavenet_channels': [12, 6], 'weight_decay': 0.1}`` -> the flags that set them,
+  ``'--wavenet-channels 12,6 --weight-decay 0.1'``."""
+  return ' '.join(f'{flag_name(name)} ' + (','.join(map(str, value))
+                                           if isinstance(value, (list, tuple)) else str(value))
+                  for name, value in values.items())
+
+
 def env_name(name: str) -> str:
   """``'window_seconds'`` -> ``'FXEMU_WINDOW_SECONDS'``."""
   return ENV_PREFIX + name.upper()

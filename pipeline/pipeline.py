@@ -2,15 +2,18 @@
 
     AudioExampleGen -> StatisticsGen -> ExampleValidator (ImportSchemaGen) -> AnomaliesGate
     (capture check)  ----------------------------------------------------^   -> [Tuner] -> Trainer -> Evaluator (TFMA, vs. last blessed model) -> AtomicPusher
+                                                                            -> [CaptureSettings] -^
                                -> ServingCheck (loads as TF Serving, warm-up file) -^
 
-(the Tuner with ``--tune`` only.)
+(the Tuner with ``--tune`` only; the CaptureSettings step, which gives the Trainer the
+settings for a capture that does not cover the test audio's levels, without it.)
 
 The same DAG runs locally (LocalDagRunner, Beam DirectRunner) and on Kubeflow Pipelines
 (KubeflowV2DagRunner); only the runner and the Beam args differ.
 """
 from __future__ import annotations
 
+import json
 from typing import Any, Dict, Optional
 
 import tensorflow_model_analysis as tfma
@@ -21,10 +24,12 @@ from components.atomic_pusher import AtomicPusher
 from components.audio.split_plan import eval_period_for
 from components.audio_example_gen import AudioExampleGen
 from components.audio_example_gen import input_fingerprint
+from components.capture_settings import CaptureSettings
 from components.serving_check import ServingCheck
 from pipeline.configs import PipelineConfig
 from schema import contract
 from schema import SCHEMA_PATH
+from trainer.config import narrow_capture_settings
 from trainer.config import TrainConfig
 
 TRAINER_RUN_FN = 'trainer.model.run_fn'
@@ -140,11 +145,18 @@ def create_pipeline(config: PipelineConfig, train: TrainConfig,
         custom_config={**train.to_custom_config(), contract.TUNE_TRIALS: config.tune_trials,
                        contract.TUNE_SECONDS: config.tune_seconds})
     tuner.add_upstream_node(anomalies_gate)
+  capture_settings = None
+  if config.capture_settings and not tuner:   # the hybrid's settings for a narrow capture
+    capture_settings = CaptureSettings(examples=example_gen.outputs['examples'],
+                                       settings=json.dumps(narrow_capture_settings(train)))
+    capture_settings.add_upstream_node(anomalies_gate)
   trainer = (trainer_class or tfx.components.Trainer)(
       run_fn=TRAINER_RUN_FN,
       examples=example_gen.outputs['examples'],
       schema=schema_gen.outputs['schema'],
-      hyperparameters=tuner.outputs['best_hyperparameters'] if tuner else None,
+      hyperparameters=(tuner.outputs['best_hyperparameters'] if tuner else
+                       capture_settings.outputs['hyperparameters'] if capture_settings
+                       else None),
       train_args=train_args, eval_args=eval_args,
       custom_config={**train.to_custom_config(), **(trainer_custom_config or {})})
   trainer.add_upstream_node(anomalies_gate)
@@ -175,8 +187,9 @@ def create_pipeline(config: PipelineConfig, train: TrainConfig,
               base_directory=config.serving_path)))
 
   components = [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate,
-                *([tuner] if tuner else []), trainer, model_resolver, evaluator,
-                serving_check, pusher]
+                *([tuner] if tuner else []),
+                *([capture_settings] if capture_settings else []),
+                trainer, model_resolver, evaluator, serving_check, pusher]
   return tfx.dsl.Pipeline(
       pipeline_name=config.pipeline_name,
       pipeline_root=config.pipeline_root,

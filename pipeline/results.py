@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from tfx import v1 as tfx
 from tfx.orchestration import metadata
+
+from components import artifact_json
+from schema import contract
 
 @dataclasses.dataclass
 class Stage:
@@ -124,3 +127,9 @@ def read_run(metadata_path: str, pipeline_name: str) -> RunResult:
       anomalies_uri=anomalies.uri if anomalies else '',
       run_id=latest_run.name if latest_run else '',
       run_started=latest_run.create_time_since_epoch / 1000.0 if latest_run else 0.0)
+
+
+def training_summary(result: RunResult) -> Dict[str, Any]:
+  """The Trainer's summary of the run's model (``fxemu_training.json`` in its ModelRun:
+  the settings it trained with, the history, the steps; {} if there is none)."""
+  return artifact_json.read(result.model_run_uri, contract.TRAINING_SUMMARY_FILE)

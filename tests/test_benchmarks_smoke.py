@@ -154,6 +154,11 @@ def test_peers_variant_rows_parse():
   for bad in ('hybrid+agc', 'x={"agc_strength": }', '={"a": 1}', 'x=[1]'):
     with pytest.raises(ValueError, match='--variant'):
       peers.parse_variant(bad)
+  # A name only the pipeline has goes to its PipelineConfig, the rest to the TrainConfig.
+  _, values = peers.parse_variant('hybrid+off={"capture_settings": false, "seed": 1}')
+  assert peers.split_overrides(values) == ({'capture_settings': False},
+                                           {'model': 'hybrid', 'seed': 1})
+  assert peers.train_config('hybrid', 3.0, values).seed == 1
 
 
 @pytest.mark.parametrize('variant, problem', [

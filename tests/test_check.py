@@ -19,6 +19,7 @@ import pytest
 from components import anomalies_gate
 from components.audio import capture_check
 from components.audio import pairs as pairs_lib
+from components.audio import split_plan
 from components.audio import wav
 from components.datagen import capture_signals
 from components.datagen import effects
@@ -283,25 +284,49 @@ def test_the_level_spread_against_numpy():
       quiet_db=None, median_db=None, loud_db=None)
 
 
+def _capture_and_music_checks(tmp_path, preset):
+  """Checks of a capture at one narrow level, music 20 dB under it and music as loud."""
+  rng = np.random.default_rng(1)
+  capture = (0.1 * np.clip(rng.standard_normal([3 * RATE, 2]), -3, 3)).astype(np.float32)
+  board = effects.preset(preset)
+  return [_check(tmp_path, name, dry, effects.apply_effect(board, dry, RATE))
+          for name, dry in (('capture', capture), ('music', 0.1 * capture[::-1]),
+                            ('music as loud', capture[::-1].copy()))]
+
+
+def _level_findings(checks):
+  return {c.name: [f for f in c.findings if f.check == 'level_coverage'] for c in checks}
+
+
 @pytest.mark.parametrize('preset,severity', [('overdrive', 'warning'), ('lowpass', 'info')])
 def test_a_test_recording_quieter_than_the_capture_is_named(tmp_path, preset, severity):
   """The capture at one narrow level, the music 20 dB under it: a nonlinear effect's
   response there was never recorded (a warning naming the test file), a linear one's is
   the same (a note); music at the capture's level is no finding."""
-  rng = np.random.default_rng(1)
-  capture = (0.1 * np.clip(rng.standard_normal([3 * RATE, 2]), -3, 3)).astype(np.float32)
-  board = effects.preset(preset)
-  checks = [_check(tmp_path, name, dry, effects.apply_effect(board, dry, RATE))
-            for name, dry in (('capture', capture), ('music', 0.1 * capture[::-1]),
-                              ('music as loud', capture[::-1].copy()))]
+  checks = _capture_and_music_checks(tmp_path, preset)
   capture_check.add_level_coverage_findings(checks, lambda c: c.name.startswith('music'))
-  found = {c.name: [f for f in c.findings if f.check == 'level_coverage'] for c in checks}
+  found = _level_findings(checks)
   assert not found['capture'] and not found['music as loud']
   [finding] = found['music']
   assert finding.severity == severity
   assert finding.message.startswith(checks[1].pre_path + ': half of this test recording')
   assert '20 dB below the quietest tenth of the training recordings' in finding.message
   assert 'fxemu synth --dry-only' in finding.message
+
+
+def test_a_test_recording_whose_head_trains_covers_its_own_levels(tmp_path):
+  """With a test tail below 1 (protocol B) the head of the quiet music trains the model,
+  at the music's levels: no finding, where the whole music as test had a warning."""
+  checks = _capture_and_music_checks(tmp_path, 'overdrive')
+  capture_check.add_level_coverage_findings(checks, lambda c: c.name.startswith('music'),
+                                            test_tail=0.4)
+  assert not any(_level_findings(checks).values())
+
+
+@pytest.mark.parametrize('tail', [0.0, -0.5, 1.5])
+def test_a_test_tail_outside_zero_to_one_is_refused(tail):
+  with pytest.raises(ValueError, match=f'test tail must be in \\(0, 1\\].*got {tail}'):
+    split_plan.WindowSpec(window=8, hop=8, context=0, block=8, test_tail=tail)
 
 
 def test_fxemu_run_lists_the_warnings_and_the_errors_it_let_through():

@@ -12,7 +12,8 @@ from tests.conftest import REPO
 from trainer.config import TrainConfig
 
 STEPS = {'AudioExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
-         'AnomaliesGate', 'Trainer', 'Evaluator', 'ServingCheck', 'AtomicPusher'}
+         'AnomaliesGate', 'CaptureSettings', 'Trainer', 'Evaluator', 'ServingCheck',
+         'AtomicPusher'}
 LOCAL_TRAINER_EXECUTOR = 'tfx.components.trainer.executor.GenericExecutor'
 VERTEX_TRAINER_EXECUTOR = 'tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor'
 VERTEX = dict(trainer_workers=3, trainer_gpus=2, gpu_type='NVIDIA_TESLA_T4',

@@ -38,6 +38,7 @@ from trainer import losses  # pylint: disable=g-import-not-at-top
 from trainer import receptive_field  # pylint: disable=g-import-not-at-top
 from trainer import train_metrics  # pylint: disable=g-import-not-at-top
 from trainer.config import TrainConfig  # pylint: disable=g-import-not-at-top
+from trainer.config import tuned_values  # pylint: disable=g-import-not-at-top
 
 MONITOR = 'val_esr_db'
 
@@ -368,25 +369,28 @@ def run_fn(fn_args) -> None:
   """Trains and exports the model (TFX generic Trainer contract).
 
   Uses ``fn_args.custom_config`` (a :class:`TrainConfig` dict), ``hyperparameters`` (the
-  Tuner's best values, ``fxemu run --tune``, put over the TrainConfig:
-  :meth:`TrainConfig.with_tuned`), ``train_files`` / ``eval_files`` (GZIP TFRecord
-  patterns), ``train_steps`` (upper bound on the total optimizer steps, None/0 = epochs
-  only), ``eval_steps`` (batches per validation, None = the whole eval split),
+  Tuner's best values with ``fxemu run --tune``, else the CaptureSettings step's, often
+  none; put over the TrainConfig: :meth:`TrainConfig.with_tuned`), ``train_files`` /
+  ``eval_files`` (GZIP TFRecord patterns), ``train_steps`` (upper bound on the total
+  optimizer steps, None/0 = epochs only), ``eval_steps`` (batches per validation, None =
+  the whole eval split),
   ``model_run_dir`` (TensorBoard logs and a training summary) and ``serving_model_dir``
   (the SavedModel).
   """
   strategy = distribute.choose_strategy()   # First: multi-worker needs a fresh runtime.
   config = TrainConfig.from_custom_config(fn_args.custom_config)
-  tuned = getattr(fn_args, 'hyperparameters', None)
+  tuned = tuned_values(getattr(fn_args, 'hyperparameters', None))
   if tuned:
     config = config.with_tuned(tuned)
-    logging.info('The Tuner\'s best hyperparameters: %s', json.dumps(tuned))
+    logging.info('Settings from the Trainer\'s hyperparameters input (the Tuner\'s best, '
+                 'or the CaptureSettings step\'s): %s', json.dumps(tuned))
   log_dir = distribute.write_dir(fn_args.model_run_dir)
   result = train(config, fn_args, strategy, log_dir)
   core, policy, crop = result.core, result.policy, result.crop
 
   summary = _summary(config, core, result.plan, result.history, result.restore)
-  summary.update(steps_run=result.budget.steps, initial_val_esr_db=result.initial.get('esr_db'),
+  summary.update(hyperparameters=tuned,   # what the Tuner or CaptureSettings set
+                 steps_run=result.budget.steps, initial_val_esr_db=result.initial.get('esr_db'),
                  precision=policy, input_crop=list(crop),
                  train_window_samples=config.train_window_samples,
                  train_seconds_budget=config.train_seconds,

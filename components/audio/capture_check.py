@@ -844,18 +844,23 @@ def _hygiene_findings(check: PairCheck, aligned: bool) -> List[Finding]:
 
 
 def add_level_coverage_findings(checks: Sequence[PairCheck],
-                                is_test: Callable[[PairCheck], bool]) -> None:
+                                is_test: Callable[[PairCheck], bool],
+                                test_tail: float = 1.0) -> None:
   """Adds a finding to each test recording whose level lies outside every training one's:
   a nonlinear effect (a drive, a compressor) responds differently at levels the capture
   never played, so a model can only extrapolate there. Compares the test dry's median
   frame level (:attr:`SideLevels.median_db`) with the training drys' quietest and loudest
   tenths, per effect; a warning unless a FIR fits every training pair to
   :data:`LINEAR_FIT_DB` (then a note: a linear effect has no level to learn). Needs
-  at least one training and one test pair of the effect with measured levels."""
+  at least one training and one test pair of the effect with measured levels.
+
+  ``test_tail`` (0 to 1, the pipeline's option): the fraction at the end of each test
+  recording that is test. Below 1 the rest trains the model, at the test recording's own
+  levels, so its levels count as training ones too (and it gets no finding)."""
   for effect in sorted({c.effect for c in checks}):
     pairs = [c for c in checks if c.effect == effect and c.dry is not None
              and c.dry.median_db is not None]
-    train = [c for c in pairs if not is_test(c)]
+    train = [c for c in pairs if test_tail < 1.0 or not is_test(c)]
     if not train:
       continue
     low = min(c.dry.quiet_db for c in train)

@@ -33,6 +33,17 @@ class WindowSpec:
   eval_period: int = 5        # every eval_period-th block is eval (period 5 = 20 %)
   test_tail: float = 1.0      # fraction at the end of a test file that is test
 
+  def __post_init__(self):
+    check_test_tail(self.test_tail)
+
+
+def check_test_tail(test_tail: float) -> None:
+  """Raises ValueError unless 0 < ``test_tail`` <= 1 (the fraction of a test recording,
+  at its end, that is test)."""
+  if not 0.0 < test_tail <= 1.0:
+    raise ValueError(f'test tail must be in (0, 1] (the fraction at the end of each test '
+                     f'recording that is test), got {test_tail}')
+
 
 def eval_period_for(eval_fraction: float) -> int:
   """Block period that gives (about) ``eval_fraction`` of the blocks to eval."""

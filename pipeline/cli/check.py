@@ -17,9 +17,9 @@ from typing import List, Sequence
 
 from components.audio import capture_check
 from components.audio import pairs as pairs_lib
+from components.audio import split_plan
 from pipeline.configs import PipelineConfig
 from pipeline.flags import field_default
-from schema import contract
 
 
 def _default(name: str):
@@ -49,18 +49,6 @@ def report_lines(checks: Sequence[capture_check.PairCheck]) -> List[str]:
   return lines
 
 
-def read_examples_summary(examples_uri: str) -> dict:
-  """The AudioExampleGen's ``fxemu_summary.json`` under an Examples artifact ({} if none)."""
-  # TensorFlow's file system (gs://, s3:// too); imported here, not at the top, so that
-  # `fxemu --help` and `fxemu check --help` do not start TensorFlow.
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
-  path = f'{examples_uri}/{contract.EXAMPLES_SUMMARY_FILE}'
-  if not examples_uri or not tf.io.gfile.exists(path):
-    return {}
-  with tf.io.gfile.GFile(path) as f:
-    return json.load(f)
-
-
 def summary_lines(summary: dict, allowed: bool = False) -> List[str]:
   """The capture check's warnings (and errors let through by --allow-unlearnable) from an
   examples summary, for the end of ``fxemu run``; empty when there are none."""
@@ -74,10 +62,11 @@ def run_check_command(args) -> int:
   config = PipelineConfig(data_dir=args.data_dir, effect=args.effect or 'all',
                           align=args.align, max_latency_seconds=args.max_latency_seconds,
                           sample_rate=args.sample_rate, context_seconds=args.context_seconds,
-                          test_pattern=args.test_pattern)
+                          test_pattern=args.test_pattern, test_tail=args.test_tail)
   try:
+    split_plan.check_test_tail(config.test_tail)
     pairs = pairs_lib.find_pairs(args.data_dir, args.effect or None)
-  except pairs_lib.PairError as e:
+  except (pairs_lib.PairError, ValueError) as e:
     print(f'fxemu check: error: {e}', file=sys.stderr)
     return 2
   settings = settings_for(config)
@@ -86,7 +75,7 @@ def run_check_command(args) -> int:
     checks.append(capture_check.check_pair(pair, settings))
   patterns = config.test_patterns
   capture_check.add_level_coverage_findings(
-      checks, lambda c: pairs_lib.matches_any(c.name, patterns))
+      checks, lambda c: pairs_lib.matches_any(c.name, patterns), config.test_tail)
   if args.json:
     print(json.dumps(capture_check.summarize(checks), indent=1, sort_keys=True))
   else:
@@ -129,6 +118,10 @@ def add_check_command(subparsers) -> None:
                       help='pairs whose NAME matches are the test set, as for `fxemu run`: '
                       'their levels are compared with the training pairs\' (default: '
                       f'{_default("test_pattern")})')
+  parser.add_argument('--test-tail', type=float, default=_default('test_tail'),
+                      metavar='FRACTION', help='fraction at the end of each test recording '
+                      'that is test, as for `fxemu run`: below 1 the rest trains, so the test '
+                      f'recordings\' levels are covered (default: {_default("test_tail")})')
   parser.add_argument('--json', action='store_true',
                       help='print the figures and findings as JSON instead')
   parser.set_defaults(func=run_check_command)

@@ -24,6 +24,7 @@ import warnings
 
 import absl.logging
 
+from components import artifact_json
 from components.audio import pairs as pairs_lib
 from components.datagen import effects as effects_lib
 from kubeflow.client import add_kubeflow_command
@@ -35,6 +36,7 @@ from pipeline.cli.progress import StatusLine
 from pipeline.configs import PipelineConfig
 from pipeline.flags import add_dataclass_flags
 from pipeline.flags import dataclass_from_flags
+from pipeline.flags import flag_text
 from pipeline.flags import TRAIN_FIELDS_SET_BY_PIPELINE
 from pipeline.cli.serve_command import add_serve_command
 from pipeline.cli.stream_command import add_export_command
@@ -132,10 +134,16 @@ def print_run_summary(config, result, stages: bool = True) -> None:
     print('\nstages:')
     for stage in result.stages:
       print(format_stage(stage))
-  findings = check.summary_lines(check.read_examples_summary(result.examples_uri),
+  findings = check.summary_lines(artifact_json.examples_summary(result.examples_uri),
                                  allowed=config.allow_unlearnable)
   if findings:
     print('\n' + '\n'.join(findings))
+  from pipeline import results  # pylint: disable=import-outside-toplevel  (start-up: TFX)
+  settings = results.training_summary(result).get('hyperparameters')
+  if settings:
+    print(f'\nthe Trainer took {"the Tuner" if config.tune else "the capture check"}\'s '
+          f'settings: {flag_text(settings)}' + ('' if config.tune else
+          ' (the test audio plays at levels the capture did not; --no-capture-settings: not)'))
   overall = result.metrics.get('overall', {})
   if overall:
     print(f'\ntest metrics ({config.effect}, test split, all files):')

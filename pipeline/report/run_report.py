@@ -22,13 +22,13 @@ import base64
 import dataclasses
 import datetime
 import glob
-import json
 import os
 from typing import Any, Dict, List, Optional
 
 import jinja2
 import numpy as np
 
+from components import artifact_json
 from components.anomalies_gate import read_anomalies
 from components.audio import atomic_file
 from components.audio import dsp
@@ -37,6 +37,7 @@ from components.audio import wav
 from pipeline import results
 from pipeline.configs import DEFAULT_OUTPUT_DIR
 from pipeline.configs import PipelineConfig
+from pipeline.flags import flag_text
 from pipeline.report import evaluation
 from pipeline.report import plots
 from schema import contract
@@ -94,14 +95,6 @@ def location_of(config: PipelineConfig) -> RunLocation:
 
 
 # --- What the run produced ---------------------------------------------------------------
-
-def _read_json(path: str) -> Dict[str, Any]:
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (start-up: TensorFlow)
-  if not path or not tf.io.gfile.exists(path):
-    return {}
-  with tf.io.gfile.GFile(path) as f:
-    return json.load(f)
-
 
 def parse_slice(name: str) -> Dict[str, str]:
   """``'channel=0, source=piano'`` -> {'channel': '0', 'source': 'piano'}; overall -> {}."""
@@ -205,6 +198,9 @@ def _training(training: Dict[str, Any]) -> Optional[Dict[str, Any]]:
            ['kept epoch (best eval ESR)', training.get('best_epoch', '?')],
            ['best eval ESR (dB)', _num(training.get('best_val_esr_db'))],
            ['eval ESR before training (dB)', _num(training.get('initial_val_esr_db'))]]
+  if training.get('hyperparameters'):   # the Tuner's best, or the CaptureSettings step's
+    facts.append(['settings from the Tuner or the capture check',
+                  flag_text(dict(sorted(training['hyperparameters'].items())))])
   if training.get('fir_start'):   # the FIR branch's start (fir_init) and its fit's ESR
     fit = training.get('fir_fit_esr_db')
     facts.append(['FIR branch start', training['fir_start'] + (
@@ -334,10 +330,8 @@ _TEMPLATES = jinja2.Environment(
 def build_report(location: RunLocation) -> str:
   """The report of the newest run of ``location`` as one HTML document."""
   result = results.read_run(location.metadata_path, location.pipeline_name)
-  summary = _read_json(os.path.join(result.examples_uri, contract.EXAMPLES_SUMMARY_FILE)) \
-      if result.examples_uri else {}
-  training = _read_json(os.path.join(result.model_run_uri, contract.TRAINING_SUMMARY_FILE)) \
-      if result.model_run_uri else {}
+  summary = artifact_json.examples_summary(result.examples_uri)
+  training = results.training_summary(result)
   anomalies = read_anomalies(result.anomalies_uri) if result.anomalies_uri else {}
   baseline = {}
   if result.evaluation_uri:
