@@ -143,15 +143,21 @@ def split_overrides(overrides):
           {k: v for k, v in overrides.items() if k not in pipeline_only})
 
 
-def train_config(model: str, budget: float, overrides):
-  """The TrainConfig of one fxemu row (``overrides`` without the pipeline's names);
-  ValueError names a bad value or an unknown name."""
+def row_configs(config, model: str, budget: float, overrides, label: str = ''):
+  """(PipelineConfig, TrainConfig) of one fxemu row: ``config`` with the row's pipeline
+  values and its run directory ``fxemu/LABEL`` (default: the model), and the Trainer's
+  config with the budget. ValueError names a bad value or an unknown name."""
+  import dataclasses
   from trainer.config import TrainConfig
+  pipeline_values, train_values = split_overrides(overrides)
+  run_config = dataclasses.replace(
+      config, output_dir=os.path.join(config.output_dir, 'fxemu', label or model),
+      **pipeline_values)
   try:
-    return TrainConfig(**{**split_overrides(overrides)[1], 'model': model,
-                          'train_seconds': budget})
+    train = TrainConfig(**{**train_values, 'model': model, 'train_seconds': budget})
   except TypeError as e:   # a name TrainConfig does not have
     raise ValueError(f'TrainConfig: {e}') from e
+  return run_config, train
 
 
 def fxemu_row(config, model: str, budget: float, overrides, label: str = ''):
@@ -160,11 +166,7 @@ def fxemu_row(config, model: str, budget: float, overrides, label: str = ''):
   from pipeline import local_runner
   from pipeline.report import evaluation
   from pipeline import results
-  import dataclasses
-  run_config = dataclasses.replace(
-      config, output_dir=os.path.join(config.output_dir, 'fxemu', label or model),
-      **split_overrides(overrides)[0])
-  train = train_config(model, budget, overrides)
+  run_config, train = row_configs(config, model, budget, overrides, label)
   local_runner.run(run_config, train)
   result = results.read_run(run_config.metadata_path, run_config.pipeline_name)
   model_dir = os.path.join(result.model_uri, 'Format-Serving')
@@ -228,7 +230,6 @@ def nam_job(config, training, tests, budget: float, workdir: str):
 def nam_rows(config, budget: float, workdir: str, seed: int = 0):
   """Trains NAM (torch seeded with ``seed``) on the case's training audio and scores each
   submodel on the test audio."""
-  from components.audio import wav
   from pipeline.report import evaluation
   python = ensure_peer_env()
   training, _ = load_case(config)
@@ -243,9 +244,36 @@ def nam_rows(config, budget: float, workdir: str, seed: int = 0):
                           check=False)
   if done.returncode:
     raise SystemExit(f'peers: NAM failed (exit {done.returncode}); see {log_path}')
+  rows = {}
+  result = read_nam_result(job)
+  for name, tests in nam_predictions(config, job, result).items():
+    row = evaluation.model_figures(tests)[('', '')]
+    row.update(fit_seconds=result['train_seconds'], params=result['parameters'][name],
+               steps=result['steps'], epochs=result['epochs'])
+    rows[f'nam_{name}'] = row
+  best = min(rows, key=lambda name: rows[name]['esr_db'])
+  rows['nam'] = {**rows[best], 'submodel': best}
+  return rows
+
+
+def read_nam_result(job):
+  """NAM's ``nam_result.json`` of a job (see benchmarks/nam_peer.py), with
+  ``parameters``: {submodel: parameter count}."""
   with open(os.path.join(job['outdir'], 'nam_result.json')) as f:
     result = json.load(f)
-  rows = {}
+  result['parameters'] = {sub['name']: sub['parameters'] for sub in result['submodels']}
+  return result
+
+
+def nam_predictions(config, job, result=None):
+  """{submodel: the case's test tracks with ``predicted`` filled by that NAM submodel}
+  (test parts only, as :func:`pipeline.report.evaluation.fill_predictions` leaves them),
+  read from a finished NAM job (``job.json`` in a NAM run directory of this benchmark)."""
+  import numpy as np
+  from components.audio import wav
+  from pipeline.report import evaluation
+  result = result or read_nam_result(job)
+  out = {}
   for sub in result['submodels']:
     by_track = {}
     for test, path in zip(job['test'], sub['predictions']):
@@ -253,16 +281,10 @@ def nam_rows(config, budget: float, workdir: str, seed: int = 0):
     tests = fresh_tests(config)
 
     def whole(track, by_track=by_track):
-      import numpy as np
       return np.stack([by_track[track.name][c] for c in range(track.dry.shape[1])], axis=1)
     evaluation.fill_predictions(tests, whole)
-    row = evaluation.model_figures(tests)[('', '')]
-    row.update(fit_seconds=result['train_seconds'], params=sub['parameters'],
-               steps=result['steps'], epochs=result['epochs'])
-    rows[f'nam_{sub["name"]}'] = row
-  best = min(rows, key=lambda name: rows[name]['esr_db'])
-  rows['nam'] = {**rows[best], 'submodel': best}
-  return rows
+    out[sub['name']] = tests
+  return out
 
 
 def seed_label(name: str, seed: int, seeds: int, mark: str = '#') -> str:
@@ -327,9 +349,10 @@ def main(argv=None) -> int:
   seeds = range(args.seeds)
   settings = [(model, model, overrides) for model in models]
   settings += [(label, values['model'], {**overrides, **values}) for label, values in variants]
+  from pipeline.configs import PipelineConfig
   for label, model, values in settings:   # before any training: a typo costs nothing
     try:
-      train_config(model, args.budget_seconds, values)
+      row_configs(PipelineConfig(), model, args.budget_seconds, values)
     except ValueError as e:
       parser.error(f'row {label}: {e}')
   figures, rows = {}, []

@@ -158,7 +158,11 @@ def test_peers_variant_rows_parse():
   _, values = peers.parse_variant('hybrid+off={"capture_settings": false, "seed": 1}')
   assert peers.split_overrides(values) == ({'capture_settings': False},
                                            {'model': 'hybrid', 'seed': 1})
-  assert peers.train_config('hybrid', 3.0, values).seed == 1
+  from pipeline.configs import PipelineConfig
+  run_config, train = peers.row_configs(PipelineConfig(output_dir='out'), 'hybrid', 3.0, values,
+                                         'hybrid+off')
+  assert (run_config.capture_settings, run_config.output_dir) == (False, 'out/fxemu/hybrid+off')
+  assert (train.seed, train.train_seconds) == (1, 3.0)
 
 
 @pytest.mark.parametrize('variant, problem', [
@@ -176,3 +180,51 @@ def test_peers_rejects_a_bad_row_before_training(variant, problem, tmp_path, cap
   error = capsys.readouterr().err
   assert f'row {variant.split("=")[0]}' in error and problem in error
   assert not (tmp_path / 'out').exists()
+
+
+def test_error_bands_put_the_error_where_it_is():
+  """Against constructed signals: an error made only in the quiet half lands in the quiet
+  level band; an error made only at 1 kHz lands in the 800-1600 Hz band at its ratio to
+  the wet signal there (scipy's Welch on both)."""
+  import numpy as np
+  from benchmarks import error_bands
+  rate, block = 44100, 4096
+  t = np.arange(8 * block) / rate
+  tone = np.sin(2 * np.pi * 1000.0 * t)
+  dry = np.concatenate([0.1 * tone[:4 * block], 0.005 * tone[4 * block:]])  # -23, -49 dBFS
+  wet = np.tanh(3 * dry)
+  error = np.zeros_like(wet)
+  error[4 * block:] = 0.01 * wet[4 * block:]
+  w, e = error_bands.level_sums(dry, wet, {'m': error}, block)
+  quiet = int(np.searchsorted(error_bands.LEVEL_EDGES_DB, -49.0, side='right'))
+  loud = int(np.searchsorted(error_bands.LEVEL_EDGES_DB, -23.0, side='right'))
+  assert quiet != loud and w[quiet] > 0 and w[loud] > 0
+  assert np.count_nonzero(e['m']) == 1 and e['m'][quiet] == pytest.approx(1e-4 * w[quiet])
+  with pytest.raises(ValueError, match='shorter than one block'):
+    error_bands.level_sums(dry[:100], wet[:100], {'m': error[:100]}, block)
+
+  low = 0.5 * np.sin(2 * np.pi * 300.0 * t)
+  wet = low + 0.2 * tone
+  w, e = error_bands.frequency_sums(wet, {'m': 0.02 * tone}, rate, block)
+  k = int(np.searchsorted(error_bands.FREQUENCY_EDGES_HZ, 1000.0, side='right'))
+  assert 10 * np.log10(e['m'][k] / w[k]) == pytest.approx(-20.0, abs=0.1)
+  assert e['m'][k] / e['m'].sum() > 0.99   # nothing leaks to the 300 Hz band
+
+
+def test_error_bands_on_a_pushed_model(tiny_data, capsys, tmp_path):
+  """The whole script on a model pushed by the peer benchmark: its overall ESR is the
+  benchmark's own figure for that model (the same test samples, the same sums)."""
+  from benchmarks import error_bands, peers
+  small = '{"wavenet_channels": [4], "wavenet_dilations": [1, 2]}'
+  f = _run(peers.main, ['--case', 'toy', '--data', tiny_data, '--models', 'wavenet',
+                        '--train', small, '--budget-seconds', '2', '--peers', 'none',
+                        '--out', str(tmp_path)], capsys)
+  model = next((tmp_path / 'toy' / 'fxemu' / 'wavenet' / 'serving').glob('*/*/saved_model.pb'))
+  bands = _run(error_bands.main, ['--case', 'toy', '--data', tiny_data, '--block', '1024',
+                                  '--model', str(model.parent)], capsys)
+  (name, overall), = bands['overall'].items()
+  assert overall['esr_db'] == pytest.approx(f['toy']['wavenet']['esr_db'], abs=1e-3)
+  assert sum(band['wet_share'] for band in bands['level']) == pytest.approx(1.0)
+  assert sum(band['wet_share'] for band in bands['frequency']) == pytest.approx(1.0)
+  with pytest.raises(SystemExit):
+    error_bands.main(['--case', 'toy', '--data', tiny_data, '--model', str(tmp_path)])
