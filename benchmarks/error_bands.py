@@ -12,17 +12,20 @@ channel, exactly the samples :mod:`benchmarks.peers` scores):
              are relative to it)
 it prints, per band, the band's share of the wet energy and each predictor's ESR in the band
 (its error energy over the wet energy there, dB):
-  level      blocks of ``--block`` samples (default 4,096, 93 ms at 44.1 kHz) by the dry
-             block's RMS level (dBFS), edges :data:`LEVEL_EDGES_DB`: does a model extrapolate
-             to playing quieter or louder than its training audio?
-  frequency  Welch power spectra (``--block`` samples per segment) of the error and of the
-             wet signal, summed over bands with edges :data:`FREQUENCY_EDGES_HZ`: the bass,
-             the fundamentals, or a drive's harmonics?
-An ESR over all bands of one kind is the predictor's ESR (Welch's sums up to its windowing).
+  level      whole blocks of ``--block`` samples (default 4,096, 93 ms at 44.1 kHz) by the
+             dry block's RMS level (dBFS), edges :data:`LEVEL_EDGES_DB`
+             (:func:`components.audio.dsp.level_band_energies`): does a model extrapolate to
+             playing quieter or louder than its training audio?
+  frequency  each track's energy spectrum (one FFT, Parseval) summed over bands with edges
+             :data:`FREQUENCY_EDGES_HZ` (:func:`components.audio.dsp.band_energies`): the
+             bass, the fundamentals, or a drive's harmonics?
+The frequency bands add up exactly to the predictor's overall ESR; the level bands leave out
+each track's last partial block.
 
 With --json the last stdout line is one JSON object
 ``{"overall": {predictor: {"esr_db"}}, "level": [{"low_dbfs", "high_dbfs", "wet_share",
-"esr_db": {predictor: dB}}, ...], "frequency": [{"low_hz", "high_hz", ...}, ...]}``.
+"esr_db": {predictor: dB}}, ...], "frequency": [{"low_hz", "high_hz", ...}, ...]}`` (null
+for the open edges of the first and last level bands).
 """
 from __future__ import annotations
 
@@ -30,64 +33,21 @@ import argparse
 import json
 import os
 import sys
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
-from scipy import signal  # noqa: E402
 
 from benchmarks import peers  # noqa: E402
 from benchmarks.common import emit_json, print_table, quiet_tensorflow  # noqa: E402
+from components.audio import dsp  # noqa: E402
 
-#: Inner edges of the level bands (dBFS RMS of a dry block); the outer bands are open.
-LEVEL_EDGES_DB = (-60.0, -50.0, -40.0, -35.0, -30.0, -25.0)
-#: Inner edges of the frequency bands (Hz); the first starts at 0, the last ends at Nyquist.
-FREQUENCY_EDGES_HZ = (100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0, 6400.0)
-SILENCE_DB = -300.0   # the level of an all-zero block
-
-
-def _band(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
-  """Index of the band each value falls in: 0 below edges[0] ... len(edges) at or above
-  the last edge."""
-  return np.searchsorted(np.asarray(edges, np.float64), values, side='right')
-
-
-def level_sums(dry: np.ndarray, wet: np.ndarray, errors: Dict[str, np.ndarray], block: int,
-               edges: Sequence[float] = LEVEL_EDGES_DB) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
-  """Wet energy and each error's energy per level band of ``dry``, all ``[samples]``
-  mono: the whole ``block``-sample blocks (a shorter tail is left out), each put in the
-  band of its dry RMS level (dBFS). Returns ``(wet [bands], {name: error [bands]})``,
-  ``bands = len(edges) + 1``."""
-  n = len(dry) // block * block
-  if n == 0:
-    raise ValueError(f'a test track of {len(dry)} samples is shorter than one block ({block})')
-  power = np.mean(np.square(dry[:n], dtype=np.float64).reshape(-1, block), axis=1)
-  level = np.where(power > 0, 10.0 * np.log10(np.maximum(power, 1e-300)), SILENCE_DB)
-  band = _band(level, edges)
-  bands = len(edges) + 1
-
-  def per_band(x):
-    return np.bincount(band, np.sum(np.square(x[:n], dtype=np.float64).reshape(-1, block), 1),
-                       minlength=bands)
-  return per_band(wet), {name: per_band(e) for name, e in errors.items()}
-
-
-def frequency_sums(wet: np.ndarray, errors: Dict[str, np.ndarray], sample_rate: int,
-                   block: int, edges: Sequence[float] = FREQUENCY_EDGES_HZ
-                   ) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
-  """Wet and error power per frequency band (Welch, ``block`` samples per Hann segment,
-  the spectra's bins summed per band), ``[samples]`` mono in. Returns ``(wet [bands],
-  {name: error [bands]})``, ``bands = len(edges) + 1``."""
-  segment = min(block, len(wet))
-  freqs, wet_psd = signal.welch(wet, sample_rate, nperseg=segment)
-  band = _band(freqs, edges)
-  bands = len(edges) + 1
-  out = {}
-  for name, e in errors.items():
-    _, psd = signal.welch(e, sample_rate, nperseg=segment)
-    out[name] = np.bincount(band, psd, minlength=bands)
-  return np.bincount(band, wet_psd, minlength=bands), out
+#: Lower edges of the level bands (dBFS RMS of a dry block); the first band is open below,
+#: the last above.
+LEVEL_EDGES_DB = (-np.inf, -60.0, -50.0, -40.0, -35.0, -30.0, -25.0)
+#: Lower edges of the frequency bands (Hz); the last band ends at Nyquist.
+FREQUENCY_EDGES_HZ = (0.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0, 6400.0)
 
 
 def _db(ratio: float):
@@ -100,24 +60,21 @@ def breakdown(tests, predictions: Dict[str, List[np.ndarray]], block: int):
   ``predictions[name][i]`` the prediction ``[frames, channels]`` for ``tests[i]``. Sums
   over every track and channel, then the ratios (see the module docstring)."""
   names = list(predictions)
-  level_wet = np.zeros(len(LEVEL_EDGES_DB) + 1)
-  freq_wet = np.zeros(len(FREQUENCY_EDGES_HZ) + 1)
+  level_wet, freq_wet = np.zeros(len(LEVEL_EDGES_DB)), np.zeros(len(FREQUENCY_EDGES_HZ))
   level_err = {n: np.zeros_like(level_wet) for n in names}
   freq_err = {n: np.zeros_like(freq_wet) for n in names}
   for i, track in enumerate(tests):
     for c in range(track.dry.shape[1]):
-      wet = track.wet[:, c].astype(np.float64)
-      errors = {n: predictions[n][i][:, c] - wet for n in names}
-      w, e = level_sums(track.dry[:, c], wet, errors, block)
-      level_wet += w
-      fw, fe = frequency_sums(wet, errors, track.sample_rate, block)
-      freq_wet += fw
+      dry, wet = track.dry[:, c], track.wet[:, c].astype(np.float64)
+      level_wet += dsp.level_band_energies(wet, dry, block, LEVEL_EDGES_DB)
+      freq_wet += dsp.band_energies(wet, track.sample_rate, FREQUENCY_EDGES_HZ)
       for n in names:
-        level_err[n] += e[n]
-        freq_err[n] += fe[n]
+        error = predictions[n][i][:, c] - wet
+        level_err[n] += dsp.level_band_energies(error, dry, block, LEVEL_EDGES_DB)
+        freq_err[n] += dsp.band_energies(error, track.sample_rate, FREQUENCY_EDGES_HZ)
 
-  def rows(wet, err, edges, low_key, high_key, first, last):
-    bounds = [first, *edges, last]
+  def rows(wet, err, edges, low_key, high_key, last):
+    bounds = [None if np.isinf(e) else e for e in edges] + [last]
     return [{low_key: bounds[k], high_key: bounds[k + 1],
              'wet_share': float(wet[k] / wet.sum()) if wet.sum() else 0.0,
              'esr_db': {n: _db(err[n][k] / wet[k]) if wet[k] else None for n in names}}
@@ -128,10 +85,9 @@ def breakdown(tests, predictions: Dict[str, List[np.ndarray]], block: int):
   overall = {n: evaluation.score(tests, lambda track, c, n=n: predictions[n][index[id(track)]][:, c])
              [('', '')]['esr_db'] for n in names}   # the benchmarks' one scoring code
   return {'overall': {n: {'esr_db': overall[n]} for n in names},
-          'level': rows(level_wet, level_err, LEVEL_EDGES_DB, 'low_dbfs', 'high_dbfs',
-                        SILENCE_DB, 0.0),
+          'level': rows(level_wet, level_err, LEVEL_EDGES_DB, 'low_dbfs', 'high_dbfs', None),
           'frequency': rows(freq_wet, freq_err, FREQUENCY_EDGES_HZ, 'low_hz', 'high_hz',
-                            0.0, rate / 2.0)}
+                            rate / 2.0)}
 
 
 def model_predictions(config, model_dir: str) -> List[np.ndarray]:
@@ -153,7 +109,13 @@ def _table(figures, kind: str, low: str, high: str, unit: str):
   names = list(figures['overall'])
   rows = []
   for band in figures[kind]:
-    rows.append([f'{band[low]:g} to {band[high]:g} {unit}', f'{100 * band["wet_share"]:.1f} %']
+    if band[low] is None:
+      span = f'below {band[high]:g} {unit}'
+    elif band[high] is None:
+      span = f'{band[low]:g} {unit} and up'
+    else:
+      span = f'{band[low]:g} to {band[high]:g} {unit}'
+    rows.append([span, f'{100 * band["wet_share"]:.1f} %']
                 + [band['esr_db'][n] if band['esr_db'][n] is not None else '' for n in names])
   print_table([kind, 'wet energy'] + [f'{n} ESR dB' for n in names], rows)
 
@@ -168,7 +130,7 @@ def main(argv=None) -> int:
                       help='a NAM run directory of peers.py (holding job.json); repeatable')
   parser.add_argument('--data', default='', help='directory of the preset data (as peers.py)')
   parser.add_argument('--block', type=int, default=4096,
-                      help='samples per level block and per Welch segment (default 4096)')
+                      help='samples per level block (default 4096)')
   parser.add_argument('--json', action='store_true', help='last line: JSON of the figures')
   args = parser.parse_args(argv)
   if not args.model and not args.nam:

@@ -106,6 +106,22 @@ def test_band_energies_add_up_to_the_signal_energy(signal, edges):
   np.testing.assert_allclose(bands.sum(), np.sum(signal ** 2), rtol=1e-9, atol=1e-9)
 
 
+def test_level_band_energies_put_each_block_by_the_other_tracks_level():
+  """An error made only in the quiet half of a tone lands in the quiet level band, at its
+  energy; a silent block is -inf dBFS (band 0); a partial tail block is left out."""
+  block, edges = 1024, (-np.inf, -60.0, -30.0)
+  t = np.arange(6 * block + 100) / 44100
+  tone = np.sin(2 * np.pi * 1000.0 * t)
+  gain = np.repeat([0.0, 0.005, 0.005, 0.1, 0.1, 0.1, 0.005], block)[:len(t)]
+  error = 0.01 * (gain < 0.05)                                     # the quiet blocks only
+  bands = dsp.level_band_energies(error, gain * tone, block, edges)  # -inf, -49, -23 dBFS
+  np.testing.assert_allclose(bands, [0.01 ** 2 * block, 0.01 ** 2 * 2 * block, 0.0])
+  np.testing.assert_allclose(dsp.level_band_energies(tone, tone, block, (0.0, 10.0)),
+                             [np.sum(tone[:6 * block] ** 2), 0.0])   # below edges[0]: band 0
+  with pytest.raises(ValueError, match='shorter than one block'):
+    dsp.level_band_energies(error[:100], tone[:100], block, edges)
+
+
 def test_esr_by_band_puts_the_error_where_it_is():
   sr, t = 44100, np.arange(44100) / 44100
   low, high = np.sin(2 * np.pi * 50 * t), 0.5 * np.sin(2 * np.pi * 5000 * t)

@@ -117,41 +117,13 @@ def test_weight_decay_shrinks_the_weights_but_not_the_offsets_or_the_fir():
   assert model_lib.make_optimizer(TrainConfig(), 10).weight_decay is None
 
 
-@pytest.mark.parametrize('decay,condition_decay', [(2.0, 0.5), (0.0, 1.0)])
-def test_condition_weight_decay_is_the_conditioning_paths_own(decay, condition_decay):
-  """``condition_weight_decay`` shrinks the hybrid's condition_* weights by its own
-  coefficient, the other weights by ``weight_decay`` (none when it is 0)."""
-  config = TrainConfig(model='hybrid', wavenet_channels=(3, 2), wavenet_dilations=(1, 2),
-                       condition_latent_channels=2, condition_dilations=(1,), fir_taps=8,
-                       fir_lookahead=0, ema_momentum=0.0, learning_rate=0.01,
-                       weight_decay=decay, condition_weight_decay=condition_decay)
-  core = architectures.build_model(config)
-  for w in core.trainable_weights:
-    w.assign(tf.ones_like(w))
-  optimizer = model_lib.make_optimizer(config, total_steps=10)
-  for _ in range(2):   # The second step runs the traced update again.
-    optimizer.apply_gradients([(tf.zeros_like(w), w) for w in core.trainable_weights])
-  condition = [w for w in core.trainable_weights
-               if w.name.startswith('condition_') and 'bias' not in w.name]
-  assert len(condition) >= 4
-  for w in core.trainable_weights:
-    if 'bias' in w.name or w.name.startswith('fir/'):
-      coefficient = 0.0
-    else:
-      coefficient = condition_decay if w.name.startswith('condition_') else decay
-    np.testing.assert_allclose(w.numpy(), (1.0 - 0.01 * coefficient) ** 2, rtol=1e-6,
-                               err_msg=w.name)
-  assert optimizer.weight_decay == (decay or None)   # restored after each step
-
-
 def test_config_rejects_bad_values():
   with pytest.raises(ValueError, match='unknown options'):
     TrainConfig.from_custom_config({'windw_samples': 3})
   for bad in [dict(model='rnn'), dict(conv_kernel=65), dict(conv_kernel=32, conv_stride=64),
               dict(loss='esr+foo'), dict(activation='leaky_relu'), dict(wavenet_activation='x'),
               dict(wavenet_initializer='he_normal'), dict(ema_momentum=1.0),
-              dict(latent_kernel=2), dict(fir_taps=8, fir_lookahead=8), dict(weight_decay=-0.1),
-              dict(condition_weight_decay=-0.5)]:
+              dict(latent_kernel=2), dict(fir_taps=8, fir_lookahead=8), dict(weight_decay=-0.1)]:
     with pytest.raises(ValueError):
       TrainConfig(**bad)
 

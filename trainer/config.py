@@ -200,11 +200,6 @@ class TrainConfig:
   weight_decay: float = _field(0.0, 'Decoupled weight decay (AdamW): every step shrinks each '
                                'weight w by learning_rate * weight_decay * w; biases and the '
                                'FIR branch are left alone. 0 = off.')
-  condition_weight_decay: float = _field(
-      -1.0, 'hybrid: weight decay of the conditioning path (its condition_* layers) '
-      'instead of weight_decay; negative = weight_decay. (On the hardware pedals 1.0 held '
-      'the path near its zero start and cost 3.3 dB: the chain\'s compression needs it; '
-      'benchmarks/quality_notes.md, session 16.)')
   ema_momentum: float = _field(-1.0, 'Weight averaging: the optimizer keeps an exponential '
                                'moving average of the weights with this momentum per step '
                                '(0.995: about the last 200 steps); every validation scores '
@@ -275,8 +270,6 @@ class TrainConfig:
     check(self.wavenet_initializer in WAVENET_INITIALIZERS,
           f'wavenet_initializer must be one of {WAVENET_INITIALIZERS}')
     check(self.ema_momentum < 1.0, 'ema_momentum must be below 1')
-    check(self.condition_weight_decay >= 0.0 or self.condition_weight_decay == -1.0,
-          'condition_weight_decay must be >= 0, or -1 (= weight_decay)')
     check(self.train_seconds >= 0.0, 'train_seconds must be >= 0')
     check(self.agc_strength >= 0.0, 'agc_strength must be >= 0')
     check(not self.agc_strength or (len(self.agc_windows_ms) > 0
@@ -303,13 +296,6 @@ class TrainConfig:
   def schedule(self) -> str:
     """``lr_schedule``, or the model's default (:data:`MODEL_LR_SCHEDULES`) if empty."""
     return self.lr_schedule or MODEL_LR_SCHEDULES.get(self.model, 'cosine')
-
-  @property
-  def condition_decay(self) -> float:
-    """``condition_weight_decay``, or ``weight_decay`` if it is negative."""
-    if self.condition_weight_decay < 0.0:
-      return self.weight_decay
-    return self.condition_weight_decay
 
   @property
   def averaging_momentum(self) -> float:

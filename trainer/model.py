@@ -17,7 +17,6 @@ import dataclasses
 import json
 import math
 import os
-import re
 import time
 from typing import Any, Dict, Optional, Tuple
 
@@ -151,57 +150,17 @@ def learning_rate(config: TrainConfig, total_steps: int):
 #: Variables that weight decay leaves alone (regular expressions on variable names): the
 #: offsets, and the linear FIR branch (a filter, not a capacity to regularise).
 NO_DECAY = ('bias', '^fir/')
-#: The hybrid's conditioning path (``condition_weight_decay``).
-CONDITION_PATH = '^condition_'
-
-
-class PathDecayAdam(keras.optimizers.Adam):
-  """Adam with decoupled weight decay whose coefficient depends on the variable:
-  ``decays`` is ``((pattern, coefficient), ...)``, the first regular expression that
-  matches a variable's name gives its coefficient, ``weight_decay`` the others'. Each step
-  shrinks a decayed weight w by learning_rate x coefficient x w (the variables excluded with
-  ``exclude_from_weight_decay`` keep theirs)."""
-
-  def __init__(self, *args, decays=(), **kwargs):
-    super().__init__(*args, **kwargs)
-    self._decays = tuple((re.compile(pattern), float(c)) for pattern, c in decays)
-
-  def decay_of(self, variable) -> float:
-    for pattern, coefficient in self._decays:
-      if pattern.search(variable.name):
-        return coefficient
-    return float(self.weight_decay or 0.0)
-
-  def _apply_weight_decay(self, variables):
-    # Keras applies one coefficient, self.weight_decay, read while the step is traced:
-    # apply each group of variables with its own (Keras's code, so its distributed path).
-    default = self.weight_decay
-    groups: Dict[float, list] = {}
-    for variable in variables:
-      groups.setdefault(self.decay_of(variable), []).append(variable)
-    try:
-      for coefficient, group in groups.items():
-        if coefficient:
-          self.weight_decay = coefficient
-          super()._apply_weight_decay(group)
-    finally:
-      self.weight_decay = default
 
 
 def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
   """Adam with the schedule of :func:`learning_rate`, gradient clipping (``clipnorm``), the
   weight average (``ema_momentum``) and decoupled weight decay (``weight_decay``: each step
-  shrinks a decayed weight w by learning_rate x weight_decay x w, all but :data:`NO_DECAY`;
-  the hybrid's conditioning path by ``condition_weight_decay`` if it is set)."""
+  shrinks a decayed weight w by learning_rate x weight_decay x w, all but :data:`NO_DECAY`)."""
   kwargs = dict(clipnorm=config.clipnorm or None, weight_decay=config.weight_decay or None,
                 use_ema=bool(config.averaging_momentum),
                 ema_momentum=config.averaging_momentum or 0.99)
-  if config.condition_decay != config.weight_decay:
-    optimizer = PathDecayAdam(learning_rate(config, total_steps),
-                              decays=[(CONDITION_PATH, config.condition_decay)], **kwargs)
-  else:
-    optimizer = keras.optimizers.Adam(learning_rate(config, total_steps), **kwargs)
-  if config.weight_decay or config.condition_decay:
+  optimizer = keras.optimizers.Adam(learning_rate(config, total_steps), **kwargs)
+  if config.weight_decay:
     optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY))
   return optimizer
 
@@ -418,7 +377,6 @@ def _summary(config, core, plan, history, restore) -> Dict[str, Any]:
       'learning_rate': config.peak_learning_rate,
       'ema_momentum': config.averaging_momentum,  # 0 = no weight average
       'weight_decay': config.weight_decay,        # 0 = none
-      'condition_weight_decay': config.condition_decay,
       'epochs_run': len(history.get('loss', [])),
       'best_epoch': restore.best_epoch,   # 1-based; 0 = the initial weights
       'best_val_esr_db': None if restore.best_epoch is None else restore.best,

@@ -6,6 +6,7 @@ multichannel audio is ``[samples, channels]``. Lengths and offsets are in sample
 from __future__ import annotations
 
 import dataclasses
+from typing import Sequence
 
 import numpy as np
 import scipy.fft
@@ -305,6 +306,30 @@ def band_energies(signal: np.ndarray, sample_rate: int,
   band = np.searchsorted(np.asarray(edges_hz, np.float64), freqs, side='right') - 1
   return np.bincount(np.clip(band, 0, len(edges_hz) - 1), weights=power,
                      minlength=len(edges_hz))
+
+
+def level_band_energies(signal: np.ndarray, level_of: np.ndarray, block: int,
+                        edges_db: Sequence[float]) -> np.ndarray:
+  """Energy (sum of squares) of a track in bands of another track's level,
+  ``[len(edges_db)]``: ``signal`` and ``level_of`` are ``[samples]``; each whole block of
+  ``block`` samples (a shorter tail is left out) goes to the band of ``level_of``'s RMS
+  level in that block (dBFS; an all-zero block is -inf dBFS). Band i covers
+  ``[edges_db[i], edges_db[i + 1])``, the last band has no upper edge, and levels below
+  ``edges_db[0]`` count in band 0 (start the edges at ``-np.inf`` for an open first band).
+  Used as ``level_band_energies(error, dry, ...)``: where is the error, by how loud the
+  input played?
+  """
+  signal = np.asarray(signal, np.float64)
+  n = len(signal) // block * block
+  if n == 0:
+    raise ValueError(f'a track of {len(signal)} samples is shorter than one block ({block})')
+  power = np.mean(np.square(np.asarray(level_of[:n], np.float64)).reshape(-1, block), axis=1)
+  with np.errstate(divide='ignore'):
+    level_db = 10.0 * np.log10(power)
+  band = np.searchsorted(np.asarray(edges_db, np.float64), level_db, side='right') - 1
+  energy = np.sum(np.square(signal[:n]).reshape(-1, block), axis=1)
+  return np.bincount(np.clip(band, 0, len(edges_db) - 1), weights=energy,
+                     minlength=len(edges_db))
 
 
 def esr_by_band(target: np.ndarray, prediction: np.ndarray, sample_rate: int,
