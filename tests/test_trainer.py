@@ -117,6 +117,41 @@ def test_weight_decay_shrinks_the_weights_but_not_the_offsets_or_the_fir():
   assert model_lib.make_optimizer(TrainConfig(), 10).weight_decay is None
 
 
+@pytest.mark.parametrize('model,agc', [('hybrid', 0.0), ('hybrid', 1.0), ('wavenet', 1.0)])
+def test_training_skip_scores_the_outputs_of_the_whole_model(model, agc):
+  """In training the full-rate path skips the context only the conditioning path (or the
+  AGC) needs: the scored outputs are the whole model's, and the copy for export is the
+  whole model with the same weights."""
+  config = TrainConfig(model=model, wavenet_channels=(3, 2), wavenet_dilations=(1, 2, 4),
+                       condition_latent_channels=4, condition_dilations=(1, 2, 4),
+                       conv_stride=8, conv_kernel=16, fir_taps=16, fir_lookahead=2,
+                       agc_strength=agc, agc_windows_ms=(2,), window_samples=256,
+                       context_samples=512, ema_momentum=0.0)
+  left, right = model_lib.input_crop(config)
+  skip = receptive_field.full_rate_skip(config, config.context_samples - left)
+  # Reaches: wavenet 2 x 2 x 7 = 28, FIR 13, conditioning 2 x 16 + 8 x 14 - 2 = 142, AGC 88.
+  assert skip == config.context_samples - left - 28 > 0
+  whole = architectures.build_model(config)
+  rng = np.random.default_rng(0)   # Every branch contributes (the decoders start at zero).
+  whole.set_weights([w + 0.1 * rng.standard_normal(w.shape).astype(np.float32)
+                     for w in whole.get_weights()])
+  trimmed = architectures.build_model(config, skip)
+  for layer in trimmed.layers:
+    if layer.weights:
+      layer.set_weights(whole.get_layer(layer.name).get_weights())
+  dry = testing.noise(config.input_samples, 1).reshape(1, -1)[:, left:config.input_samples - right]
+  expected = model_lib.training_model(whole, config)(dry).numpy()
+  scored = model_lib.training_model(trimmed, config, skip)(dry).numpy()
+  assert scored.shape == expected.shape == (1, config.window_samples)
+  np.testing.assert_allclose(scored, expected, rtol=1e-5, atol=1e-6)
+  assert np.std(expected) > 1e-3
+  copy = model_lib.float32_copy(trimmed, config)
+  np.testing.assert_allclose(copy(dry).numpy(), whole(dry).numpy(), rtol=1e-5, atol=1e-6)
+  assert receptive_field.full_rate_skip(dataclasses.replace(config, model='conv'), 500) == 0
+  with pytest.raises(ValueError, match='no full-rate path'):
+    architectures.build_model(dataclasses.replace(config, model='tcn'), 5)
+
+
 def test_config_rejects_bad_values():
   with pytest.raises(ValueError, match='unknown options'):
     TrainConfig.from_custom_config({'windw_samples': 3})

@@ -173,16 +173,25 @@ def _causal_condition(config: TrainConfig, x3):
   return layers.CropTime(0, name='condition_crop')([decoded, x3])                 # [b, t, m]
 
 
-def build_wavenet(config: TrainConfig) -> keras.Model:
+def build_wavenet(config: TrainConfig, skip: int = 0) -> keras.Model:
   """``wavenet`` and ``hybrid``: layer arrays at the sample rate (+ slow conditioning for
-  hybrid) + FIR branch; see the module docstring. ``[b, t] -> [b, t]``."""
+  hybrid) + FIR branch; see the module docstring. ``[b, t] -> [b, t - skip]``: the
+  full-rate path and the FIR branch start ``skip`` samples in (training, where those
+  samples are context only: :func:`trainer.receptive_field.full_rate_skip`); the
+  conditioning path sees them all."""
   audio = keras.Input(shape=[None], name=contract.AUDIO_INPUT)                       # [b, t]
   x3 = keras.layers.Reshape([-1, 1], name='to_channels', dtype='float32')(audio)  # [b, t, 1]
   x3 = _front_end(config, x3)
-  condition = x3
+  slow = None
   if config.model == 'hybrid' and config.condition_channels:
-    slow = _causal_condition(config, x3)
-    condition = keras.layers.Concatenate(name='condition')([x3, slow])    # [b, t, 1 + m]
+    slow = _causal_condition(config, x3)                                   # [b, t, m]
+  if skip:
+    trim = layers.TrimFront(skip, name='trim_context')
+    x3 = trim(x3)                                                          # [b, t - skip, 1]
+    slow = None if slow is None else trim(slow)
+  condition = x3
+  if slow is not None:
+    condition = keras.layers.Concatenate(name='condition')([x3, slow])    # [b, t', 1 + m]
   h, head = x3, None
   channels = config.wavenet_channels
   init = lambda: layers.wavenet_initializer(config.wavenet_initializer)
@@ -212,10 +221,15 @@ def build_wavenet(config: TrainConfig) -> keras.Model:
   return keras.Model(audio, wet, name=f'fxemu_{config.model}')
 
 
-def build_model(config: TrainConfig) -> keras.Model:
-  """The architecture selected by ``config.model``: ``[b, t] -> [b, t]``, float32."""
-  builders = {'conv': build_conv, 'dense': build_dense, 'tcn': build_tcn,
-              'wavenet': build_wavenet, 'hybrid': build_wavenet}
+def build_model(config: TrainConfig, skip: int = 0) -> keras.Model:
+  """The architecture selected by ``config.model``: ``[b, t] -> [b, t]``, float32; with
+  ``skip`` (wavenet and hybrid only, for training) ``[b, t - skip]``, see
+  :func:`build_wavenet`."""
+  if config.model in ('wavenet', 'hybrid'):
+    return build_wavenet(config, skip)
+  if skip:
+    raise ValueError(f'{config.model}: no full-rate path to skip context in')
+  builders = {'conv': build_conv, 'dense': build_dense, 'tcn': build_tcn}
   return builders[config.model](config)
 
 

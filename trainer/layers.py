@@ -85,6 +85,21 @@ class CropTime(keras.layers.Layer):
     return {**super().get_config(), 'offset': self.offset}
 
 
+class TrimFront(keras.layers.Layer):
+  """``[batch, time, channels]`` -> ``[batch, time - samples, channels]``: drops the first
+  ``samples`` (in training, context whose outputs are not scored)."""
+
+  def __init__(self, samples: int, **kwargs):
+    super().__init__(**kwargs)
+    self.samples = int(samples)
+
+  def call(self, x):
+    return x[:, self.samples:]
+
+  def get_config(self):
+    return {**super().get_config(), 'samples': self.samples}
+
+
 class FIRFilter(keras.layers.Layer):
   """Linear FIR filter ``y[t] = sum_k h[k] x[t + lookahead - k]``, ``[b, t, 1] -> [b, t, 1]``.
 

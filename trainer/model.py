@@ -90,10 +90,13 @@ def dtype_policy(name: str):
 
 
 def float32_copy(core: keras.Model, config: TrainConfig) -> keras.Model:
-  """The same architecture built in float32, with ``core``'s (float32) weights."""
+  """The same architecture built in float32 and whole (no training skip), with ``core``'s
+  weights, layer by layer (by name)."""
   with dtype_policy(FLOAT32):
     copy = architectures.build_model(config)
-  copy.set_weights(core.get_weights())
+  for layer in copy.layers:
+    if layer.weights:
+      layer.set_weights(core.get_layer(layer.name).get_weights())
   return copy
 
 
@@ -124,13 +127,14 @@ def input_crop(config: TrainConfig) -> Tuple[int, int]:
   return (max(0, config.context_samples - past), max(0, config.context_samples - future))
 
 
-def training_model(core: keras.Model, config: TrainConfig) -> keras.Model:
+def training_model(core: keras.Model, config: TrainConfig, skip: int = 0) -> keras.Model:
   """``dry [b, n + 2 context - left - right]`` (see :func:`input_crop`; ``n`` the window, or
   a training piece) -> the ``n`` samples of ``core(dry)`` aligned with the ``wet`` target,
-  ``[b, n]``."""
+  ``[b, n]``; ``skip``: the samples ``core`` (built with the same ``skip``) leaves out at the
+  start."""
   left, right = input_crop(config)
   dry = keras.Input(shape=[None], name=contract.DRY)
-  wet = ContextCrop(config.context_samples - left, config.context_samples - right,
+  wet = ContextCrop(config.context_samples - left - skip, config.context_samples - right,
                     name='centre', dtype=FLOAT32)(core(dry))
   return keras.Model(dry, wet, name='fxemu_train')
 
@@ -255,7 +259,9 @@ def train(config: TrainConfig, fn_args, strategy, log_dir: str) -> Training:
                global_batch, plan)
 
   crop = input_crop(config)
-  logging.info('Input crop: %s samples of context dropped (left, right)', crop)
+  skip = receptive_field.full_rate_skip(config, config.context_samples - crop[0])
+  logging.info('Input crop: %s samples of context dropped (left, right); the full-rate path '
+               'skips the first %d', crop, skip)
   train_ds = data.make_dataset(fn_args.train_files, config, global_batch, training=True,
                                repeat=True, crop=crop, piece=config.train_window_samples)
   logging.info('Training pieces: %d of the %d wet samples of each window',
@@ -273,8 +279,8 @@ def train(config: TrainConfig, fn_args, strategy, log_dir: str) -> Training:
 
   with strategy.scope():
     with dtype_policy(policy):
-      core = architectures.build_model(config)
-      model = training_model(core, config)
+      core = architectures.build_model(config, skip)
+      model = training_model(core, config, skip)
     optimizer = make_optimizer(config, plan['total_steps'])
     if policy == 'mixed_float16':  # Dynamic loss scaling keeps small gradients alive.
       optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
@@ -320,6 +326,8 @@ def train(config: TrainConfig, fn_args, strategy, log_dir: str) -> Training:
                       validation_data=eval_ds, validation_steps=validation_steps,
                       callbacks=callbacks, verbose=2)
   laps.lap('fit')
+  if skip:   # The whole model, for export: the same layers and weights, no skip.
+    core = float32_copy(core, config)
   return Training(core, policy, plan, crop, history.history, restore, budget, clock, initial,
                   laps, fir)
 

@@ -73,6 +73,23 @@ def wavenet_reach(config: TrainConfig) -> int:
           * sum(config.wavenet_dilations))
 
 
+def full_rate_skip(config: TrainConfig, left_context: int) -> int:
+  """Samples at the start of a training input that the full-rate path of a ``wavenet`` or
+  ``hybrid`` need not compute (0 for the other models).
+
+  A training input holds ``left_context`` samples before the first scored output. The
+  layer arrays and the FIR branch reach back ``wavenet_reach`` and ``fir_taps - 1 -
+  fir_lookahead`` samples (of the front end's output); only the hybrid's conditioning path
+  reaches further (:func:`condition_reach`). So the full-rate path can start that far
+  before the first scored output, and the samples before it feed the conditioning path
+  only: the scored outputs are the same, and a wavenet computes every sample it is given.
+  """
+  if config.model not in ('wavenet', 'hybrid'):
+    return 0
+  fir_past = config.fir_taps - 1 - config.fir_lookahead if config.fir_taps else 0
+  return max(0, int(left_context) - max(wavenet_reach(config), fir_past))
+
+
 def condition_reach(config: TrainConfig) -> int:
   """Past samples the hybrid's causal conv-transpose path sees: 2 K + S R - 2 for encoder
   and decoder kernel K, stride S and a latent reach of R = (latent_kernel - 1) x
