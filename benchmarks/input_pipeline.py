@@ -57,13 +57,13 @@ def train_config(model: str, **overrides):
 def compiled_model(config, total_steps: int):
   """The training model, compiled as trainer.model.run_fn compiles it."""
   import tf_keras as keras  # pylint: disable=import-outside-toplevel
-  from trainer import architectures  # pylint: disable=import-outside-toplevel
   from trainer import losses  # pylint: disable=import-outside-toplevel
   from trainer import model as model_lib  # pylint: disable=import-outside-toplevel
   from trainer import train_metrics  # pylint: disable=import-outside-toplevel
   keras.utils.set_random_seed(config.seed)
-  core = architectures.build_model(config)
-  model = model_lib.training_model(core, config)
+  core, model, skip = model_lib.build_for_training(config)
+  if skip:   # The whole model for the FLOPs per sample, as exported.
+    core = model_lib.float32_copy(core, config)
   model.compile(optimizer=model_lib.make_optimizer(config, total_steps),
                 loss=losses.make_loss(config),
                 metrics=[train_metrics.ESR(), train_metrics.ESRdB()])

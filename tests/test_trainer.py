@@ -128,20 +128,19 @@ def test_training_skip_scores_the_outputs_of_the_whole_model(model, agc):
                        agc_strength=agc, agc_windows_ms=(2,), window_samples=256,
                        context_samples=512, ema_momentum=0.0)
   left, right = model_lib.input_crop(config)
-  skip = receptive_field.full_rate_skip(config, config.context_samples - left)
+  trimmed, train_model, skip = model_lib.build_for_training(config)
   # Reaches: wavenet 2 x 2 x 7 = 28, FIR 13, conditioning 2 x 16 + 8 x 14 - 2 = 142, AGC 88.
   assert skip == config.context_samples - left - 28 > 0
   whole = architectures.build_model(config)
   rng = np.random.default_rng(0)   # Every branch contributes (the decoders start at zero).
   whole.set_weights([w + 0.1 * rng.standard_normal(w.shape).astype(np.float32)
                      for w in whole.get_weights()])
-  trimmed = architectures.build_model(config, skip)
   for layer in trimmed.layers:
     if layer.weights:
       layer.set_weights(whole.get_layer(layer.name).get_weights())
   dry = testing.noise(config.input_samples, 1).reshape(1, -1)[:, left:config.input_samples - right]
   expected = model_lib.training_model(whole, config)(dry).numpy()
-  scored = model_lib.training_model(trimmed, config, skip)(dry).numpy()
+  scored = train_model(dry).numpy()
   assert scored.shape == expected.shape == (1, config.window_samples)
   np.testing.assert_allclose(scored, expected, rtol=1e-5, atol=1e-6)
   assert np.std(expected) > 1e-3

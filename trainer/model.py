@@ -139,6 +139,17 @@ def training_model(core: keras.Model, config: TrainConfig, skip: int = 0) -> ker
   return keras.Model(dry, wet, name='fxemu_train')
 
 
+def build_for_training(config: TrainConfig) -> Tuple[keras.Model, keras.Model, int]:
+  """``(core, training model, skip)``: the architecture built with the training skip
+  (:func:`trainer.receptive_field.full_rate_skip` for the context :func:`input_crop`
+  leaves) and :func:`training_model` around it. Export :func:`float32_copy` of the core,
+  which is whole."""
+  left, _ = input_crop(config)
+  skip = receptive_field.full_rate_skip(config, config.context_samples - left)
+  core = architectures.build_model(config, skip)
+  return core, training_model(core, config, skip), skip
+
+
 def learning_rate(config: TrainConfig, total_steps: int):
   """The learning rate or schedule of the optimizer (with ``train_seconds`` the cosine
   schedule runs over time, set before every batch by :class:`callbacks.TimeBudget`)."""
@@ -259,9 +270,7 @@ def train(config: TrainConfig, fn_args, strategy, log_dir: str) -> Training:
                global_batch, plan)
 
   crop = input_crop(config)
-  skip = receptive_field.full_rate_skip(config, config.context_samples - crop[0])
-  logging.info('Input crop: %s samples of context dropped (left, right); the full-rate path '
-               'skips the first %d', crop, skip)
+  logging.info('Input crop: %s samples of context dropped (left, right)', crop)
   train_ds = data.make_dataset(fn_args.train_files, config, global_batch, training=True,
                                repeat=True, crop=crop, piece=config.train_window_samples)
   logging.info('Training pieces: %d of the %d wet samples of each window',
@@ -279,8 +288,8 @@ def train(config: TrainConfig, fn_args, strategy, log_dir: str) -> Training:
 
   with strategy.scope():
     with dtype_policy(policy):
-      core = architectures.build_model(config, skip)
-      model = training_model(core, config, skip)
+      core, model, skip = build_for_training(config)
+    logging.info('The full-rate path skips the first %d samples of each input', skip)
     optimizer = make_optimizer(config, plan['total_steps'])
     if policy == 'mixed_float16':  # Dynamic loss scaling keeps small gradients alive.
       optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
