@@ -135,9 +135,7 @@ def test_training_skip_scores_the_outputs_of_the_whole_model(model, agc):
   rng = np.random.default_rng(0)   # Every branch contributes (the decoders start at zero).
   whole.set_weights([w + 0.1 * rng.standard_normal(w.shape).astype(np.float32)
                      for w in whole.get_weights()])
-  for layer in trimmed.layers:
-    if layer.weights:
-      layer.set_weights(whole.get_layer(layer.name).get_weights())
+  model_lib.copy_weights(whole, trimmed)
   dry = testing.noise(config.input_samples, 1).reshape(1, -1)[:, left:config.input_samples - right]
   expected = model_lib.training_model(whole, config)(dry).numpy()
   scored = train_model(dry).numpy()

@@ -89,15 +89,22 @@ def dtype_policy(name: str):
     keras.mixed_precision.set_global_policy(previous)
 
 
+def copy_weights(source: keras.Model, target: keras.Model) -> keras.Model:
+  """Sets every layer of ``target`` that has weights to those of ``source``'s layer of the
+  same name (builds of one architecture with another dtype policy or training skip);
+  returns ``target``."""
+  for layer in target.layers:
+    if layer.weights:
+      layer.set_weights(source.get_layer(layer.name).get_weights())
+  return target
+
+
 def float32_copy(core: keras.Model, config: TrainConfig) -> keras.Model:
   """The same architecture built in float32 and whole (no training skip), with ``core``'s
-  weights, layer by layer (by name)."""
+  weights."""
   with dtype_policy(FLOAT32):
     copy = architectures.build_model(config)
-  for layer in copy.layers:
-    if layer.weights:
-      layer.set_weights(core.get_layer(layer.name).get_weights())
-  return copy
+  return copy_weights(core, copy)
 
 
 class ContextCrop(keras.layers.Layer):
@@ -227,10 +234,12 @@ def _plan(config: TrainConfig, num_train: int, global_batch: int, train_steps) -
 
 @dataclasses.dataclass
 class Training:
-  """What :func:`train` did: the trained core model (best weights restored), the step
-  plan, the Keras history and the callbacks that measured it."""
+  """What :func:`train` did: the trained core model (best weights restored; built with
+  the training ``skip``), the step plan, the Keras history and the callbacks that measured
+  it."""
   core: keras.Model
   policy: str
+  skip: int
   plan: Dict[str, int]
   crop: Tuple[int, int]
   history: Dict[str, list]
@@ -335,10 +344,8 @@ def train(config: TrainConfig, fn_args, strategy, log_dir: str) -> Training:
                       validation_data=eval_ds, validation_steps=validation_steps,
                       callbacks=callbacks, verbose=2)
   laps.lap('fit')
-  if skip:   # The whole model, for export: the same layers and weights, no skip.
-    core = float32_copy(core, config)
-  return Training(core, policy, plan, crop, history.history, restore, budget, clock, initial,
-                  laps, fir)
+  return Training(core, policy, skip, plan, crop, history.history, restore, budget, clock,
+                  initial, laps, fir)
 
 
 def run_fn(fn_args) -> None:
@@ -372,8 +379,8 @@ def run_fn(fn_args) -> None:
                  train_seconds_budget=config.train_seconds,
                  fit_seconds=result.clock.elapsed if result.clock else None, **result.fir)
   export_dir = distribute.write_dir(fn_args.serving_model_dir)
-  export.export_serving_model(core if policy == FLOAT32 else float32_copy(core, config),
-                              config, export_dir)
+  whole = core if policy == FLOAT32 and not result.skip else float32_copy(core, config)
+  export.export_serving_model(whole, config, export_dir)
   result.laps.lap('export')
   summary['phase_seconds'] = {k: round(v, 3) for k, v in result.laps.seconds.items()}
   logging.info('Training summary: %s', json.dumps(summary))

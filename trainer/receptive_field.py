@@ -39,9 +39,16 @@ def agc_windows(config: TrainConfig) -> Tuple[int, ...]:
                for ms in config.agc_windows_ms)
 
 
+def fir_extent(config: TrainConfig) -> Tuple[int, int]:
+  """(past, future) samples of the FIR branch: ``fir_taps - 1 - fir_lookahead`` and
+  ``fir_lookahead``; (0, 0) without it."""
+  if not config.fir_taps:
+    return 0, 0
+  return config.fir_taps - 1 - config.fir_lookahead, config.fir_lookahead
+
+
 def _core_extent(config: TrainConfig) -> Tuple[int, int]:
-  fir = (config.fir_taps - 1 - config.fir_lookahead, config.fir_lookahead) \
-      if config.fir_taps else (0, 0)
+  fir = fir_extent(config)
   if config.model == 'dense':
     n = config.dense_frame_samples
     return n - 1, n - 1
@@ -86,8 +93,7 @@ def full_rate_skip(config: TrainConfig, left_context: int) -> int:
   """
   if config.model not in ('wavenet', 'hybrid'):
     return 0
-  fir_past = config.fir_taps - 1 - config.fir_lookahead if config.fir_taps else 0
-  return max(0, int(left_context) - max(wavenet_reach(config), fir_past))
+  return max(0, int(left_context) - max(wavenet_reach(config), fir_extent(config)[0]))
 
 
 def condition_reach(config: TrainConfig) -> int:
